@@ -1,0 +1,61 @@
+"""Turn a rule's event into a domain :class:`AlarmEvent` with a plain Chinese message.
+
+The rules engine knows only rule ids and numbers; here the registry adds who and where, so the
+message reads like a duty officer would say it:
+``罐区一 T101 液位 17.62 m，超过高高限 17.50 m（红色）``.
+"""
+
+from __future__ import annotations
+
+from earlywarn.model import AlarmEvent, Sensor, format_value
+from earlywarn.registry import Registry
+from rules.events import Change, RuleEvent
+
+def alarm_id(sensor: Sensor, rule_id: str, start_ms: int) -> str:
+    """Stable for every event of one occurrence of the (sensor, rule) alarm."""
+    return f"{sensor.uid}/{rule_id}@{start_ms}"
+
+
+def build_message(site_name: str, sensor: Sensor, event: RuleEvent) -> str:
+    """The plain Chinese sentence for an event."""
+    where = f"{site_name} {sensor.name}"
+    value = format_value(event.value, sensor.unit)
+    limit = format_value(event.setpoint, sensor.unit)
+    label = event.setpoint_label or "报警值"
+    beyond = "超过" if event.direction == "high" else "低于"
+    back = "低于" if event.direction == "high" else "高于"
+    if event.change is Change.CLEARED:
+        return f"{where} {value}，已{back}解除值 {limit}，恢复正常"
+    assert event.level is not None  # raised and changed events always carry a level
+    if event.change is Change.RAISED or (event.previous and event.level > event.previous):
+        return f"{where} {value}，{beyond}{label} {limit}（{event.level.zh}）"
+    return f"{where} {value}，已{back}解除值 {limit}，降为{event.level.zh}"
+
+
+def to_alarm_event(registry: Registry, sensor: Sensor, event: RuleEvent) -> AlarmEvent:
+    """Attach the registry's names and the message to a rule event."""
+    enterprise = registry.enterprises[sensor.enterprise]
+    site = registry.site(sensor.enterprise, sensor.site)
+    site_name = site.name if site else sensor.site
+    return AlarmEvent(
+        alarm_id=alarm_id(sensor, event.rule_id, event.start_ms),
+        sensor=sensor.uid,
+        enterprise=sensor.enterprise,
+        site=sensor.site,
+        sensor_id=sensor.id,
+        kind=sensor.kind,
+        enterprise_name=enterprise.name,
+        site_name=site_name,
+        sensor_name=sensor.name,
+        rule=event.rule_id,
+        change=event.change,
+        level=event.level,
+        previous=event.previous,
+        value=event.value,
+        setpoint=event.setpoint,
+        setpoint_label=event.setpoint_label,
+        unit=sensor.unit,
+        ts_ms=event.ts_ms,
+        start_ms=event.start_ms,
+        message=build_message(site_name, sensor, event),
+    )

@@ -1,0 +1,174 @@
+"""The ``earlywarn`` command line: ``demo``, ``run`` and ``check-registry``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+
+from alerting.console import ConsoleSink
+from earlywarn import __version__
+from earlywarn.registry import Registry, RegistryError, load_registry
+from earlywarn.settings import RunSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("earlywarn")
+
+
+@contextlib.contextmanager
+def example_registry() -> Iterator[Path]:
+    """The example registry shipped inside the package (works from a wheel too)."""
+    with resources.as_file(resources.files("earlywarn.examples") / "registry") as path:
+        yield path
+
+
+def _load(path: Path) -> Registry | None:
+    try:
+        return load_registry(path)
+    except RegistryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"registry {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return None
+
+
+def cmd_check_registry(args: argparse.Namespace) -> int:
+    """Validate a registry; print a summary table, or every problem and exit 2."""
+    registry = _load(Path(args.registry))
+    if registry is None:
+        return EXIT_USAGE
+    s = registry.summary()
+    print(f"registry {args.registry}: OK")
+    print(f"  {'enterprises':<18}{s['enterprises']:>6}")
+    print(f"  {'sites':<18}{s['sites']:>6}")
+    print(f"  {'sensors':<18}{s['sensors']:>6}")
+    kinds = s["sensors_by_kind"]
+    assert isinstance(kinds, dict)
+    for kind, count in kinds.items():
+        print(f"    {kind:<16}{count:>6}")
+    print(f"  {'rules':<18}{s['rules']:>6}")
+    print(f"  {'people':<18}{s['people']:>6}")
+    print(f"  {'regions':<18}{s['regions']:>6}")
+    print()
+    print(f"  {'enterprise':<22} {'kind':<20} {'region':<12} {'sites':>5} {'sensors':>7} "
+          f"{'people':>6}  name")
+    for ent in registry.enterprises.values():
+        sensors = sum(len(site.sensors) for site in ent.sites)
+        print(f"  {ent.id:<22} {ent.kind:<20} {ent.region:<12} {len(ent.sites):>5} "
+              f"{sensors:>7} {len(ent.people):>6}  {ent.name}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the self-contained demo."""
+    from earlywarn.demo import run_demo  # amqtt is only needed here
+
+    with contextlib.ExitStack() as stack:
+        path = Path(args.registry) if args.registry else stack.enter_context(example_registry())
+        registry = _load(path)
+        if registry is None:
+            return EXIT_USAGE
+        try:
+            return asyncio.run(run_demo(registry, sys.stdout, speed=args.speed,
+                                        forever=args.forever))
+        except KeyboardInterrupt:
+            print("\ndemo stopped", file=sys.stderr)
+            return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the long-running embedded service until SIGINT or SIGTERM."""
+    from earlywarn.runner import EmbeddedRunner
+    from ingest.mqtt import parse_mqtt_url
+
+    registry = _load(Path(args.registry))
+    if registry is None:
+        return EXIT_USAGE
+    settings = RunSettings.from_env(
+        mqtt_url=args.mqtt, client_id=args.client_id, queue_capacity=args.queue
+    )
+    try:
+        parse_mqtt_url(settings.mqtt_url)
+    except ValueError as exc:
+        print(f"earlywarn run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    runner = EmbeddedRunner(registry, settings, sinks=[ConsoleSink(sys.stdout)])
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        summary = registry.summary()
+        log.info("watching %s sensors of %s enterprises", summary["sensors"],
+                 summary["enterprises"])
+        counters = await runner.run(stop)
+        print("earlywarn stopped\n" + counters.format(), flush=True)
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="earlywarn",
+        description="IoT monitoring and early warning: MQTT readings to tiered alarms.",
+    )
+    parser.add_argument("--version", action="version", version=f"earlywarn {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run broker, simulated devices and runner in one process")
+    demo.add_argument("--forever", action="store_true", help="loop the scenario until Ctrl-C")
+    demo.add_argument("--speed", type=_positive, default=1.0,
+                      help="scenario seconds per real second (default 1)")
+    demo.add_argument("--registry", help="registry directory (default: the bundled example)")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="the long-running service: subscribe, evaluate, alarm")
+    run.add_argument("--registry", required=True, help="registry directory")
+    run.add_argument("--mqtt", help="broker URL mqtt://[user:pass@]host:port "
+                     "(default $EARLYWARN_MQTT or mqtt://127.0.0.1:1883)")
+    run.add_argument("--client-id", help="MQTT client id of the persistent session "
+                     "(default earlywarn-HOSTNAME)")
+    run.add_argument("--queue", type=int, help="hand-off queue capacity (default 10000)")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-registry", help="validate a registry and summarise it")
+    check.add_argument("registry", help="registry directory")
+    check.set_defaults(func=cmd_check_registry)
+    return parser
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        msg = f"must be a positive number, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    if args.command == "run" and args.verbose == 0:
+        level = logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

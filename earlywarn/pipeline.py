@@ -1,0 +1,128 @@
+"""One message in, alarms out: the synchronous core of the embedded runner.
+
+No network here. Messages arrive as :class:`Inbound`; alarm events leave through sinks;
+dead-letters and retained alarm states leave through an injected ``publish`` function. Tests
+drive it directly, the runner drives it from the MQTT hand-off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+
+from alerting.active import ActiveAlarms
+from alerting.sinks import AlarmSink
+from earlywarn.alarms import to_alarm_event
+from earlywarn.clock import Clock
+from earlywarn.counters import Counters
+from earlywarn.model import AlarmEvent, Reading
+from earlywarn.registry import Registry
+from ingest.deadletter import deadletter_payload
+from ingest.decode import Limits, Rejection, decode_reading_message
+from ingest.mqtt import Inbound
+from ingest.reasons import Reason
+from ingest.topics import DEADLETTER, alarm_topic
+from rules import engine
+from rules.threshold import ThresholdState
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, bool], None]
+"""``publish(topic, payload, retain)`` with QoS 1."""
+
+
+class Pipeline:
+    """Decode, evaluate, emit. Holds the per-sensor rule state and the active alarms."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        sinks: Sequence[AlarmSink] = (),
+        publish: Publish | None = None,
+        limits: Limits | None = None,
+        *,
+        publish_alarms: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.sinks = list(sinks)
+        self.publish = publish
+        self.limits = limits or Limits()
+        self.publish_alarms = publish_alarms
+        self.counters = Counters()
+        self.active = ActiveAlarms()
+        self.states: dict[str, dict[str, ThresholdState]] = {}
+
+    def handle(self, msg: Inbound) -> None:
+        """Process one message completely; never raises."""
+        self.counters.received += 1
+        try:
+            decoded = decode_reading_message(
+                msg.topic, msg.payload, self.registry, self.clock.now_ms(), self.limits
+            )
+            for reading in decoded.readings:
+                self.evaluate(reading)
+            rejections = decoded.rejections
+        except Exception:
+            # A defect of ours must not stop the service or lose the message: say so loudly,
+            # keep the payload in the dead-letter topic and go on with the next message.
+            log.exception("internal error while handling a message on %s", msg.topic)
+            rejections = [Rejection(Reason.INTERNAL_ERROR, "internal error; see the service log")]
+        if rejections:
+            self._reject(msg, rejections)
+
+    def evaluate(self, reading: Reading) -> list[AlarmEvent]:
+        """Run one accepted reading through its sensor's rules and emit the events."""
+        self.counters.readings += 1
+        sensor = self.registry.sensors[reading.sensor]
+        state = self.states.get(reading.sensor, {})
+        if engine.is_stale(state, reading.ts_ms):
+            self.counters.stale += 1
+            return []
+        new_state, rule_events = engine.evaluate_sensor(
+            sensor.rules, state, reading.ts_ms, reading.value
+        )
+        self.states[reading.sensor] = new_state
+        self.counters.evaluated += 1
+        events = [to_alarm_event(self.registry, sensor, e) for e in rule_events]
+        for event in events:
+            self._emit(event)
+        return events
+
+    def _emit(self, event: AlarmEvent) -> None:
+        self.counters.alarms[event.level.label if event.level else "cleared"] += 1
+        self.active.apply(event)
+        log.log(
+            logging.WARNING if event.level else logging.INFO,
+            "alarm %s %s: %s", event.change.value, event.level.label if event.level else "-",
+            event.message,
+        )
+        for sink in self.sinks:
+            try:
+                sink.emit(event)
+            except Exception:
+                log.exception("alarm sink %r failed on %s", sink, event.alarm_id)
+        if self.publish is not None and self.publish_alarms:
+            self.publish(
+                alarm_topic(event.enterprise, event.site, event.sensor_id),
+                self.active.retained_payload(event),
+                True,
+            )
+
+    def _reject(self, msg: Inbound, rejections: list[Rejection]) -> None:
+        for r in rejections:
+            self.counters.rejected[r.reason.value] += 1
+        first = rejections[0]
+        log.warning("rejected %s from %s: %s (%s)%s", first.where, msg.topic, first.reason.value,
+                    first.detail, f" and {len(rejections) - 1} more" if len(rejections) > 1 else "")
+        if self.publish is not None:
+            self.publish(DEADLETTER, deadletter_payload(msg.topic, msg.payload, rejections,
+                                                        msg.received_ms), False)
+            self.counters.deadletters += 1
+
+
+def snapshot_json(counters: Counters) -> str:
+    """Counters as one JSON line (for ``--stats-json`` and scripts)."""
+    return json.dumps(counters.snapshot(), sort_keys=True)

@@ -1,0 +1,38 @@
+"""Runner settings, read in one place: command-line flags, then ``EARLYWARN_*`` variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ingest.decode import Limits
+
+
+def default_client_id() -> str:
+    """Stable per host, so the broker keeps our persistent session across restarts."""
+    return f"earlywarn-{socket.gethostname()}"[:64]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything the embedded runner needs besides the registry and the clock."""
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = field(default_factory=default_client_id)
+    queue_capacity: int = 10_000
+    batch_max: int = 500
+    keepalive_s: int = 30
+    limits: Limits = field(default_factory=Limits)
+    publish_alarms: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> RunSettings:
+        """Defaults, then ``EARLYWARN_MQTT``/``EARLYWARN_CLIENT_ID``, then explicit overrides."""
+        values: dict[str, object] = {}
+        if url := os.environ.get("EARLYWARN_MQTT"):
+            values["mqtt_url"] = url
+        if cid := os.environ.get("EARLYWARN_CLIENT_ID"):
+            values["client_id"] = cid
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The example registry, shipped inside the package as ``earlywarn.examples`` for the demo."""

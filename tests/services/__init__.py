@@ -1,0 +1,1 @@
+"""Real services for tests and benchmarks, started as processes on free loopback ports."""
