@@ -12,8 +12,12 @@ from typing import TextIO
 
 from earlywarn.model import AlarmEvent, Change, Level, format_value
 
-_COLOURS = {Level.BLUE: "\033[94m", Level.YELLOW: "\033[93m", Level.ORANGE: "\033[38;5;208m",
-            Level.RED: "\033[91m"}
+_COLOURS = {
+    Level.BLUE: "\033[94m",
+    Level.YELLOW: "\033[93m",
+    Level.ORANGE: "\033[38;5;208m",
+    Level.RED: "\033[91m",
+}
 _GREEN = "\033[92m"
 _RESET = "\033[0m"
 _ARROWS = {Change.RAISED: "▲ raised ", Change.CLEARED: "✔ cleared"}

@@ -11,6 +11,7 @@ from earlywarn.model import AlarmEvent, Sensor, format_value
 from earlywarn.registry import Registry
 from rules.events import Change, RuleEvent
 
+
 def alarm_id(sensor: Sensor, rule_id: str, start_ms: int) -> str:
     """Stable for every event of one occurrence of the (sensor, rule) alarm."""
     return f"{sensor.uid}/{rule_id}@{start_ms}"
@@ -24,9 +25,8 @@ def build_message(site_name: str, sensor: Sensor, event: RuleEvent) -> str:
     label = event.setpoint_label or "报警值"
     beyond = "超过" if event.direction == "high" else "低于"
     back = "低于" if event.direction == "high" else "高于"
-    if event.change is Change.CLEARED:
+    if event.change is Change.CLEARED or event.level is None:
         return f"{where} {value}，已{back}解除值 {limit}，恢复正常"
-    assert event.level is not None  # raised and changed events always carry a level
     if event.change is Change.RAISED or (event.previous and event.level > event.previous):
         return f"{where} {value}，{beyond}{label} {limit}（{event.level.zh}）"
     return f"{where} {value}，已{back}解除值 {limit}，降为{event.level.zh}"

@@ -15,7 +15,9 @@ from pathlib import Path
 from alerting.console import ConsoleSink
 from earlywarn import __version__
 from earlywarn.registry import Registry, RegistryError, load_registry
+from earlywarn.runner import EmbeddedRunner
 from earlywarn.settings import RunSettings
+from ingest.mqtt import parse_mqtt_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,29 +49,32 @@ def cmd_check_registry(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     s = registry.summary()
     print(f"registry {args.registry}: OK")
-    print(f"  {'enterprises':<18}{s['enterprises']:>6}")
-    print(f"  {'sites':<18}{s['sites']:>6}")
-    print(f"  {'sensors':<18}{s['sensors']:>6}")
-    kinds = s["sensors_by_kind"]
-    assert isinstance(kinds, dict)
-    for kind, count in kinds.items():
+    print(f"  {'enterprises':<18}{s.enterprises:>6}")
+    print(f"  {'sites':<18}{s.sites:>6}")
+    print(f"  {'sensors':<18}{s.sensors:>6}")
+    for kind, count in s.sensors_by_kind.items():
         print(f"    {kind:<16}{count:>6}")
-    print(f"  {'rules':<18}{s['rules']:>6}")
-    print(f"  {'people':<18}{s['people']:>6}")
-    print(f"  {'regions':<18}{s['regions']:>6}")
+    print(f"  {'rules':<18}{s.rules:>6}")
+    print(f"  {'people':<18}{s.people:>6}")
+    print(f"  {'regions':<18}{s.regions:>6}")
     print()
-    print(f"  {'enterprise':<22} {'kind':<20} {'region':<12} {'sites':>5} {'sensors':>7} "
-          f"{'people':>6}  name")
+    print(
+        f"  {'enterprise':<22} {'kind':<20} {'region':<12} {'sites':>5} {'sensors':>7} "
+        f"{'people':>6}  name"
+    )
     for ent in registry.enterprises.values():
         sensors = sum(len(site.sensors) for site in ent.sites)
-        print(f"  {ent.id:<22} {ent.kind:<20} {ent.region:<12} {len(ent.sites):>5} "
-              f"{sensors:>7} {len(ent.people):>6}  {ent.name}")
+        print(
+            f"  {ent.id:<22} {ent.kind:<20} {ent.region:<12} {len(ent.sites):>5} "
+            f"{sensors:>7} {len(ent.people):>6}  {ent.name}"
+        )
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the self-contained demo."""
-    from earlywarn.demo import run_demo  # amqtt is only needed here
+    # amqtt (the embedded broker) is needed by the demo only; the service never loads it.
+    from earlywarn.demo import run_demo  # noqa: PLC0415
 
     with contextlib.ExitStack() as stack:
         path = Path(args.registry) if args.registry else stack.enter_context(example_registry())
@@ -77,8 +82,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if registry is None:
             return EXIT_USAGE
         try:
-            return asyncio.run(run_demo(registry, sys.stdout, speed=args.speed,
-                                        forever=args.forever))
+            return asyncio.run(
+                run_demo(registry, sys.stdout, speed=args.speed, forever=args.forever)
+            )
         except KeyboardInterrupt:
             print("\ndemo stopped", file=sys.stderr)
             return EXIT_OK
@@ -86,9 +92,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the long-running embedded service until SIGINT or SIGTERM."""
-    from earlywarn.runner import EmbeddedRunner
-    from ingest.mqtt import parse_mqtt_url
-
     registry = _load(Path(args.registry))
     if registry is None:
         return EXIT_USAGE
@@ -108,8 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         summary = registry.summary()
-        log.info("watching %s sensors of %s enterprises", summary["sensors"],
-                 summary["enterprises"])
+        log.info("watching %s sensors of %s enterprises", summary.sensors, summary.enterprises)
         counters = await runner.run(stop)
         print("earlywarn stopped\n" + counters.format(), flush=True)
 
@@ -124,23 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="IoT monitoring and early warning: MQTT readings to tiered alarms.",
     )
     parser.add_argument("--version", action="version", version=f"earlywarn {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-v info, -vv debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run broker, simulated devices and runner in one process")
     demo.add_argument("--forever", action="store_true", help="loop the scenario until Ctrl-C")
-    demo.add_argument("--speed", type=_positive, default=1.0,
-                      help="scenario seconds per real second (default 1)")
+    demo.add_argument(
+        "--speed", type=_positive, default=1.0, help="scenario seconds per real second (default 1)"
+    )
     demo.add_argument("--registry", help="registry directory (default: the bundled example)")
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="the long-running service: subscribe, evaluate, alarm")
     run.add_argument("--registry", required=True, help="registry directory")
-    run.add_argument("--mqtt", help="broker URL mqtt://[user:pass@]host:port "
-                     "(default $EARLYWARN_MQTT or mqtt://127.0.0.1:1883)")
-    run.add_argument("--client-id", help="MQTT client id of the persistent session "
-                     "(default earlywarn-HOSTNAME)")
+    run.add_argument(
+        "--mqtt",
+        help="broker URL mqtt://[user:pass@]host:port "
+        "(default $EARLYWARN_MQTT or mqtt://127.0.0.1:1883)",
+    )
+    run.add_argument(
+        "--client-id", help="MQTT client id of the persistent session (default earlywarn-HOSTNAME)"
+    )
     run.add_argument("--queue", type=int, help="hand-off queue capacity (default 10000)")
     run.set_defaults(func=cmd_run)
 
@@ -164,8 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     if args.command == "run" and args.verbose == 0:
         level = logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
     code: int = args.func(args)
     return code
 

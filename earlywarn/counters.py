@@ -45,12 +45,15 @@ class Counters:
         """Multi-line summary for the console."""
         rejected = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
         alarms = ", ".join(f"{k} {v}" for k, v in sorted(self.alarms.items())) or "none"
-        return "\n".join([
-            f"  messages received   {self.received}",
-            f"  readings accepted   {self.readings}",
-            f"  readings evaluated  {self.evaluated} (stale or duplicate, ignored: {self.stale})",
-            f"  rejected            {sum(self.rejected.values())} ({rejected})",
-            f"  dead-letters sent   {self.deadletters}",
-            f"  alarm events        {sum(self.alarms.values())} ({alarms})",
-            f"  backpressure waits  {self.backpressure}",
-        ])
+        return "\n".join(
+            [
+                f"  messages received   {self.received}",
+                f"  readings accepted   {self.readings}",
+                f"  readings evaluated  {self.evaluated}",
+                f"  stale or duplicate  {self.stale} (older than the sensor's last reading)",
+                f"  rejected            {sum(self.rejected.values())} ({rejected})",
+                f"  dead-letters sent   {self.deadletters}",
+                f"  alarm events        {sum(self.alarms.values())} ({alarms})",
+                f"  backpressure waits  {self.backpressure}",
+            ]
+        )

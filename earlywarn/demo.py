@@ -54,20 +54,25 @@ def demo_devices(registry: Registry) -> list[DemoDevice]:
 
 
 async def run_demo(
-    registry: Registry, out: TextIO, *, speed: float = 1.0, forever: bool = False,
-    duration_s: float = LENGTH_S, seed: int = 7,
+    registry: Registry,
+    out: TextIO,
+    *,
+    speed: float = 1.0,
+    forever: bool = False,
+    duration_s: float = LENGTH_S,
+    seed: int = 7,
 ) -> int:
     """Run the demo; return the process exit code."""
     logging.getLogger("earlywarn.pipeline").setLevel(logging.ERROR)
     async with EmbeddedBroker() as broker:
         recorder = _Recorder([])
-        settings = RunSettings(mqtt_url=broker.url, client_id="earlywarn-demo",
-                               keepalive_s=30)
+        settings = RunSettings(mqtt_url=broker.url, client_id="earlywarn-demo", keepalive_s=30)
         runner = EmbeddedRunner(registry, settings, sinks=[ConsoleSink(out), recorder])
         stop = asyncio.Event()
         serving = asyncio.create_task(runner.run(stop))
-        await _wait_for(lambda: runner.connection is not None and
-                        runner.connection.subscribed.is_set(), 15.0)
+        await _wait_for(
+            lambda: runner.connection is not None and runner.connection.subscribed.is_set(), 15.0
+        )
         devices = demo_devices(registry)
         scenario = DemoScenario(devices, LEAK, OVERFILL, seed)
         out.write(
@@ -118,8 +123,10 @@ async def _play(
             out.write(_flow_line(ts_ms, len(pubs), pubs, scenario) + "\n")
             while deadletters:
                 d = deadletters.pop(0)
-                out.write(f"                     dead-letter  {d['reason']}: {d['detail']} "
-                          f"({d['topic']})\n")
+                out.write(
+                    f"                     dead-letter  {d['reason']}: {d['detail']} "
+                    f"({d['topic']})\n"
+                )
             out.flush()
             t += TICK_S
             await asyncio.sleep(max(0.0, began + t / speed - time.monotonic()))
@@ -148,14 +155,19 @@ def _alarm_table(events: list[AlarmEvent]) -> str:
     rows: dict[str, list[AlarmEvent]] = {}
     for e in events:
         rows.setdefault(e.alarm_id, []).append(e)
-    lines = ["", "alarms", f"  {'site':<22} {'sensor':<10} {'rule':<16} {'highest':<8} "
-             f"{'events':>6}  state"]
+    lines = [
+        "",
+        "alarms",
+        f"  {'site':<22} {'sensor':<10} {'rule':<16} {'highest':<8} {'events':>6}  state",
+    ]
     for chain in rows.values():
         first = chain[0]
         highest = max((e.level for e in chain if e.level), default=None)
         state = "cleared" if chain[-1].level is None else f"active ({chain[-1].level.label})"
-        lines.append(f"  {first.site_name:<22} {first.sensor_id:<10} {first.rule:<16} "
-                     f"{highest.label if highest else '-':<8} {len(chain):>6}  {state}")
+        lines.append(
+            f"  {first.site_name:<22} {first.sensor_id:<10} {first.rule:<16} "
+            f"{highest.label if highest else '-':<8} {len(chain):>6}  {state}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -172,8 +184,9 @@ def _self_check(events: list[AlarmEvent], out: TextIO) -> int:
     if missing:
         out.write("\ndemo FAILED: expected alarms did not happen: " + "; ".join(missing) + "\n")
         return 1
-    out.write("\ndemo OK: the gas leak rose from orange to red and the tank passed its "
-              "high-high level\n")
+    out.write(
+        "\ndemo OK: the gas leak rose from orange to red and the tank passed its high-high level\n"
+    )
     return 0
 
 

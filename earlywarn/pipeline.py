@@ -96,7 +96,9 @@ class Pipeline:
         self.active.apply(event)
         log.log(
             logging.WARNING if event.level else logging.INFO,
-            "alarm %s %s: %s", event.change.value, event.level.label if event.level else "-",
+            "alarm %s %s: %s",
+            event.change.value,
+            event.level.label if event.level else "-",
             event.message,
         )
         for sink in self.sinks:
@@ -115,11 +117,20 @@ class Pipeline:
         for r in rejections:
             self.counters.rejected[r.reason.value] += 1
         first = rejections[0]
-        log.warning("rejected %s from %s: %s (%s)%s", first.where, msg.topic, first.reason.value,
-                    first.detail, f" and {len(rejections) - 1} more" if len(rejections) > 1 else "")
+        log.warning(
+            "rejected %s from %s: %s (%s)%s",
+            first.where,
+            msg.topic,
+            first.reason.value,
+            first.detail,
+            f" and {len(rejections) - 1} more" if len(rejections) > 1 else "",
+        )
         if self.publish is not None:
-            self.publish(DEADLETTER, deadletter_payload(msg.topic, msg.payload, rejections,
-                                                        msg.received_ms), False)
+            self.publish(
+                DEADLETTER,
+                deadletter_payload(msg.topic, msg.payload, rejections, msg.received_ms),
+                False,
+            )
             self.counters.deadletters += 1
 
 

@@ -153,9 +153,14 @@ def build_rule(
         on_delay = check.seconds(entry, "on_delay", what, preset.on_delay_s)
         deadband = check.number(entry, "deadband", what, required=False)
         return _make_rule(
-            rule_id, preset.direction, levels, on_delay,
+            rule_id,
+            preset.direction,
+            levels,
+            on_delay,
             deadband if deadband is not None else preset.deadband,
-            check, entry.line_of("preset"), what,
+            check,
+            entry.line_of("preset"),
+            what,
         )
     check.known_keys(entry, _RULE_KEYS, what)
     kind = entry.get("kind")
@@ -196,8 +201,9 @@ def _apply_overrides(
             ok = False
             continue
         if level in given:
-            check.error(line, f"{what}: set-point {level.label} given twice (first on line "
-                        f"{given[level]})")
+            check.error(
+                line, f"{what}: set-point {level.label} given twice (first on line {given[level]})"
+            )
             ok = False
             continue
         given[level] = line
@@ -212,7 +218,8 @@ def _apply_overrides(
             set_ = check.number(value, "set", f"{what}: {level.label}", required=False)
             clear = check.number(value, "clear", f"{what}: {level.label}", required=False)
             levels[level] = PresetLevel(
-                level, base.label,
+                level,
+                base.label,
                 set_ if set_ is not None else base.set,
                 clear if clear is not None else (None if set_ is not None else base.clear),
             )
@@ -241,14 +248,18 @@ def _make_rule(
     for pl in levels:
         name = f"{pl.level.label}{f' ({pl.label})' if pl.label else ''}"
         if pl.set is None:
-            check.error(line, f"{what}: rule {rule_id!r} needs a set-point for {name}: "
-                        "give it under 'setpoints'")
+            check.error(
+                line,
+                f"{what}: rule {rule_id!r} needs a set-point for {name}: give it under 'setpoints'",
+            )
             return None
         clear = pl.clear
         if clear is None:
             if deadband is None:
-                check.error(line, f"{what}: rule {rule_id!r} needs a clear set-point for {name} "
-                            "or a 'deadband'")
+                check.error(
+                    line,
+                    f"{what}: rule {rule_id!r} needs a clear set-point for {name} or a 'deadband'",
+                )
                 return None
             clear = pl.set - deadband if direction is Direction.HIGH else pl.set + deadband
         setpoints.append(Setpoint(pl.level, pl.set, clear, pl.label))

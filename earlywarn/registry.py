@@ -20,8 +20,14 @@ from rules.levels import Level
 from rules.threshold import ThresholdRule
 
 REGIONS_FILE = "regions.yaml"
-ENTERPRISE_KINDS = ("hazardous_chemicals", "restaurant", "gas_utility", "water_authority",
-                    "utility_tunnel", "other")
+ENTERPRISE_KINDS = (
+    "hazardous_chemicals",
+    "restaurant",
+    "gas_utility",
+    "water_authority",
+    "utility_tunnel",
+    "other",
+)
 
 
 class RegistryError(Exception):
@@ -57,18 +63,31 @@ class Registry:
             return None
         return next((s for s in ent.sites if s.id == site), None)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> RegistrySummary:
         """Counts for the ``check-registry`` table."""
         kinds = Counter(s.kind for s in self.sensors.values())
-        return {
-            "enterprises": len(self.enterprises),
-            "sites": sum(len(e.sites) for e in self.enterprises.values()),
-            "sensors": len(self.sensors),
-            "sensors_by_kind": dict(sorted(kinds.items())),
-            "people": len(self.people),
-            "regions": len(self.regions),
-            "rules": sum(len(s.rules) for s in self.sensors.values()),
-        }
+        return RegistrySummary(
+            enterprises=len(self.enterprises),
+            sites=sum(len(e.sites) for e in self.enterprises.values()),
+            sensors=len(self.sensors),
+            sensors_by_kind=dict(sorted(kinds.items())),
+            rules=sum(len(s.rules) for s in self.sensors.values()),
+            people=len(self.people),
+            regions=len(self.regions),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySummary:
+    """How much a registry holds."""
+
+    enterprises: int
+    sites: int
+    sensors: int
+    sensors_by_kind: dict[str, int]
+    rules: int
+    people: int
+    regions: int
 
 
 def load_registry(path: Path | str) -> Registry:
@@ -96,8 +115,13 @@ def load_registry(path: Path | str) -> Registry:
         if ent is None:
             continue
         if ent.id in enterprises:
-            problems.append(Problem(str(file), 0, f"duplicate enterprise id {ent.id!r} "
-                                    f"(also in {ent_where[ent.id]})"))
+            problems.append(
+                Problem(
+                    str(file),
+                    0,
+                    f"duplicate enterprise id {ent.id!r} (also in {ent_where[ent.id]})",
+                )
+            )
             continue
         enterprises[ent.id] = ent
         ent_where[ent.id] = str(file)
@@ -116,7 +140,8 @@ def load_registry(path: Path | str) -> Registry:
 def _declared_ids(items: YList | None) -> set[str]:
     """The ``id`` of every mapping in a people list, valid or not."""
     return {
-        item["id"] for item in items or []
+        item["id"]
+        for item in items or []
         if isinstance(item, YMap) and isinstance(item.get("id"), str)
     }
 
@@ -133,8 +158,12 @@ def _top_mapping(path: Path, check: FileChecker, what: str) -> YMap | None:
 
 
 def _read_person(
-    item: object, line: int, check: FileChecker, people: dict[str, Person],
-    where: dict[str, str], owner: str,
+    item: object,
+    line: int,
+    check: FileChecker,
+    people: dict[str, Person],
+    where: dict[str, str],
+    owner: str,
 ) -> Person | None:
     pm = check.as_map(item, line, f"a person of {owner}")
     if pm is None:
@@ -151,8 +180,10 @@ def _read_person(
         cm = check.as_map(raw, pm.line_of("contacts"), f"{what}: 'contacts'")
         for channel, address in (cm or {}).items():
             if not isinstance(address, str) or not address.strip():
-                check.error(cm.line_of(channel) if cm else pm.line,
-                            f"{what}: contact {channel!r} needs an address as quoted text")
+                check.error(
+                    cm.line_of(channel) if cm else pm.line,
+                    f"{what}: contact {channel!r} needs an address as quoted text",
+                )
                 continue
             contacts.append((channel, str(address)))
     if pid is None or name is None or role is None or phone is None:
@@ -203,8 +234,9 @@ def _read_regions(
                 check.error(dline, f"{what}: a duty officer must be given by person id")
                 continue
             if pid not in own_ids:
-                check.error(dline, f"{what}: duty officer {pid!r} is not one of this region's "
-                            "people")
+                check.error(
+                    dline, f"{what}: duty officer {pid!r} is not one of this region's people"
+                )
                 continue
             duty.append(str(pid))
         if rid is None or name is None or level is None:
@@ -234,8 +266,12 @@ def _region_people(region_id: str, regions: dict[str, Region]) -> set[str]:
 
 
 def _read_enterprise(
-    path: Path, problems: list[Problem], presets: dict[str, Preset],
-    regions: dict[str, Region], people: dict[str, Person], where: dict[str, str],
+    path: Path,
+    problems: list[Problem],
+    presets: dict[str, Preset],
+    regions: dict[str, Region],
+    people: dict[str, Person],
+    where: dict[str, str],
 ) -> Enterprise | None:
     check = FileChecker(str(path), problems)
     top = _top_mapping(path, check, "an enterprise file")
@@ -252,12 +288,15 @@ def _read_enterprise(
     name = check.text(em, "name", what)
     kind = check.text(em, "kind", what)
     if kind is not None and kind not in ENTERPRISE_KINDS:
-        check.error(em.line_of("kind"),
-                    f"{what}: unknown kind {kind!r}; expected one of {', '.join(ENTERPRISE_KINDS)}")
+        check.error(
+            em.line_of("kind"),
+            f"{what}: unknown kind {kind!r}; expected one of {', '.join(ENTERPRISE_KINDS)}",
+        )
     region = check.ident(em, "region", what)
     if region is not None and regions and region not in regions:
-        check.error(em.line_of("region"), f"{what}: region {region!r} is not defined in "
-                    f"{REGIONS_FILE}")
+        check.error(
+            em.line_of("region"), f"{what}: region {region!r} is not defined in {REGIONS_FILE}"
+        )
     own: list[Person] = []
     plist = check.as_list(em.get("people"), em.line_of("people"), f"{what}: 'people'")
     for pitem, pline in zip(plist or [], (plist.item_lines if plist else []), strict=True):
@@ -276,8 +315,9 @@ def _read_enterprise(
         if site is None:
             continue
         if site.id in site_ids:
-            check.error(sline, f"{what}: duplicate site id {site.id!r} (first on line "
-                        f"{site_ids[site.id]})")
+            check.error(
+                sline, f"{what}: duplicate site id {site.id!r} (first on line {site_ids[site.id]})"
+            )
             continue
         site_ids[site.id] = sline
         sites.append(site)
@@ -302,8 +342,10 @@ def _read_chain(
             check.error(line, f"{what}: chain: {exc}")
             continue
         if level in level_lines:
-            check.error(line, f"{what}: chain gives {level.label} twice (first on line "
-                        f"{level_lines[level]})")
+            check.error(
+                line,
+                f"{what}: chain gives {level.label} twice (first on line {level_lines[level]})",
+            )
             continue
         level_lines[level] = line
         rlist = check.as_list(rungs, line, f"{what}: chain {level.label}")
@@ -315,18 +357,34 @@ def _read_chain(
             if not isinstance(pid, str):
                 check.error(pline, f"{what}: chain {level.label}: a rung must be a person id")
             elif pid not in reachable:
-                check.error(pline, f"{what}: chain {level.label} names {pid!r}, who is neither "
-                            "a person of this enterprise nor a duty officer of its region")
+                check.error(
+                    pline,
+                    f"{what}: chain {level.label} names {pid!r}, who is neither "
+                    "a person of this enterprise nor a duty officer of its region",
+                )
         chain[level] = tuple(str(p) for p in rlist)
     missing = [lvl.label for lvl in Level if lvl not in chain]
     if missing:
-        check.error(em.line_of("chain"), f"{what}: chain has no rungs for {', '.join(missing)}; every "
-                    "level must say who is called")
+        check.error(
+            em.line_of("chain"),
+            f"{what}: chain has no rungs for {', '.join(missing)}; every "
+            "level must say who is called",
+        )
     return chain
 
 
-_SENSOR_KEYS = ("id", "name", "kind", "unit", "range", "interval", "device", "channel",
-                "rules", "zone")
+_SENSOR_KEYS = (
+    "id",
+    "name",
+    "kind",
+    "unit",
+    "range",
+    "interval",
+    "device",
+    "channel",
+    "rules",
+    "zone",
+)
 
 
 def _read_site(
@@ -350,8 +408,9 @@ def _read_site(
                 if -90 <= lat <= 90 and -180 <= lon <= 180:
                     location = (lat, lon)
                 else:
-                    check.error(lm.line, f"{what}: location {lat}, {lon} is not a latitude "
-                                "and longitude")
+                    check.error(
+                        lm.line, f"{what}: location {lat}, {lon} is not a latitude and longitude"
+                    )
     sensors: list[Sensor] = []
     seen: dict[str, int] = {}
     feeds: dict[tuple[str, str | None], str] = {}
@@ -361,13 +420,18 @@ def _read_site(
         if sensor is None:
             continue
         if sensor.id in seen:
-            check.error(sline, f"{what}: duplicate sensor id {sensor.id!r} (first on line "
-                        f"{seen[sensor.id]})")
+            check.error(
+                sline,
+                f"{what}: duplicate sensor id {sensor.id!r} (first on line {seen[sensor.id]})",
+            )
             continue
         feed = (sensor.device, sensor.channel)
         if feed in feeds:
-            check.error(sline, f"{what}: sensor {sensor.id!r} reads the same device and channel "
-                        f"as {feeds[feed]!r}")
+            check.error(
+                sline,
+                f"{what}: sensor {sensor.id!r} reads the same device and channel "
+                f"as {feeds[feed]!r}",
+            )
             continue
         seen[sensor.id] = sline
         feeds[feed] = sensor.id
@@ -375,8 +439,11 @@ def _read_site(
     devices_single = {s.device for s in sensors if s.channel is None}
     for s in sensors:
         if s.channel is not None and s.device in devices_single:
-            check.error(sm.line_of("sensors"), f"{what}: device {s.device!r} is used both as a "
-                        "single-value sensor and with channels")
+            check.error(
+                sm.line_of("sensors"),
+                f"{what}: device {s.device!r} is used both as a "
+                "single-value sensor and with channels",
+            )
             break
     if sid is None or name is None:
         return None
@@ -397,12 +464,16 @@ def _read_sensor(
     unit = check.text(sm, "unit", what)
     ok = True
     if kind is not None and kind not in KINDS:
-        check.error(sm.line_of("kind"),
-                    f"{what}: unknown sensor kind {kind!r}; expected one of {', '.join(KINDS)}")
+        check.error(
+            sm.line_of("kind"),
+            f"{what}: unknown sensor kind {kind!r}; expected one of {', '.join(KINDS)}",
+        )
         ok = False
     elif kind is not None and unit is not None and unit not in KINDS[kind].units:
-        check.error(sm.line_of("unit"), f"{what}: unit {unit!r} is not a unit of {kind} "
-                    f"({', '.join(KINDS[kind].units)})")
+        check.error(
+            sm.line_of("unit"),
+            f"{what}: unit {unit!r} is not a unit of {kind} ({', '.join(KINDS[kind].units)})",
+        )
         ok = False
     rng = _read_range(sm, check, what)
     interval = check.seconds(sm, "interval", what, 60.0)
@@ -433,11 +504,32 @@ def _read_sensor(
             continue
         rule_ids.add(rule.rule_id)
         rules.append(rule)
-    if (not ok or sid is None or name is None or kind is None or unit is None or rng is None
-            or interval is None or device is None):
+    if (
+        not ok
+        or sid is None
+        or name is None
+        or kind is None
+        or unit is None
+        or rng is None
+        or interval is None
+        or device is None
+    ):
         return None
-    return Sensor(sensor_uid(eid, site, sid), eid, site, sid, kind, name, unit, rng, interval,
-                  device, channel, tuple(rules), zone)
+    return Sensor(
+        sensor_uid(eid, site, sid),
+        eid,
+        site,
+        sid,
+        kind,
+        name,
+        unit,
+        rng,
+        interval,
+        device,
+        channel,
+        tuple(rules),
+        zone,
+    )
 
 
 def _setpoints_in_range(
@@ -447,9 +539,12 @@ def _setpoints_in_range(
     lo, hi = rng
     for sp in rule.setpoints:
         if not lo <= sp.set <= hi:
-            check.error(line, f"{what}: rule {rule.rule_id!r} {sp.level.label} set-point "
-                        f"{sp.set:g} is outside the instrument range [{lo:g}, {hi:g}] and could "
-                        "never alarm")
+            check.error(
+                line,
+                f"{what}: rule {rule.rule_id!r} {sp.level.label} set-point "
+                f"{sp.set:g} is outside the instrument range [{lo:g}, {hi:g}] and could "
+                "never alarm",
+            )
             return False
     return True
 

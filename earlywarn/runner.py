@@ -37,7 +37,11 @@ class EmbeddedRunner:
         self.settings = settings
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.pipeline = Pipeline(
-            registry, clock or SystemClock(), sinks, None, settings.limits,
+            registry,
+            clock or SystemClock(),
+            sinks,
+            None,
+            settings.limits,
             publish_alarms=settings.publish_alarms,
         )
         self.connection: MqttConnection | None = None

@@ -74,8 +74,11 @@ class FileChecker:
             return None
         value = m[key]
         if not isinstance(value, str):
-            self.error(m.line_of(key), f"{what}: {key!r} must be quoted text such as "
-                       f'"+8613800000000" (unquoted, YAML reads it as a number)')
+            self.error(
+                m.line_of(key),
+                f"{what}: {key!r} must be quoted text such as "
+                f'"+8613800000000" (unquoted, YAML reads it as a number)',
+            )
             return None
         if not PHONE_PATTERN.match(value.strip()):
             self.error(m.line_of(key), f"{what}: {key!r} {value!r} is not a phone number")

@@ -68,7 +68,8 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
         msg = f"invalid port in MQTT URL {url!r}"
         raise ValueError(msg) from None
     return MqttEndpoint(
-        parts.hostname, port,
+        parts.hostname,
+        port,
         unquote(parts.username) if parts.username else None,
         unquote(parts.password) if parts.password else None,
     )
@@ -150,8 +151,11 @@ class MqttConnection:
             log.error("MQTT broker %s refused the connection: %s", self.endpoint.url, reason)
             return
         self.connects += 1
-        log.info("connected to MQTT broker %s (session present: %s)",
-                 self.endpoint.url, flags.session_present)
+        log.info(
+            "connected to MQTT broker %s (session present: %s)",
+            self.endpoint.url,
+            flags.session_present,
+        )
         # Subscribing again is harmless when the session survived, and required when the
         # broker lost it (restart without persistence).
         for topic in self.subscriptions:
@@ -167,8 +171,11 @@ class MqttConnection:
         _props: Properties | None,
     ) -> None:
         if any(r.is_failure for r in reasons):
-            log.error("MQTT broker %s refused the subscription: %s", self.endpoint.url,
-                      ", ".join(str(r) for r in reasons))
+            log.error(
+                "MQTT broker %s refused the subscription: %s",
+                self.endpoint.url,
+                ", ".join(str(r) for r in reasons),
+            )
             return
         self.subscribed.set()
 
@@ -184,8 +191,9 @@ class MqttConnection:
         self.subscribed.clear()
         self.disconnects += 1
         if reason.is_failure:
-            log.warning("lost the MQTT broker %s (%s); reconnecting with backoff",
-                        self.endpoint.url, reason)
+            log.warning(
+                "lost the MQTT broker %s (%s); reconnecting with backoff", self.endpoint.url, reason
+            )
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         self.handoff.put(

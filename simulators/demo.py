@@ -75,7 +75,10 @@ class DemoScenario:
     """Readings of every device at any scenario time, with a leak and an overfill in them."""
 
     def __init__(
-        self, devices: list[DemoDevice], leak: tuple[str, str, str], overfill: tuple[str, str, str],
+        self,
+        devices: list[DemoDevice],
+        leak: tuple[str, str, str],
+        overfill: tuple[str, str, str],
         seed: int = 7,
     ) -> None:
         self.devices = devices

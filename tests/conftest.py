@@ -65,10 +65,10 @@ class MqttProbe:
 
     def subscribe(self, topic: str) -> None:
         """Subscribe with QoS 1 and wait for the broker to confirm."""
-        result, mid = self.client.subscribe(topic, qos=1)
-        assert result == mqtt.MQTT_ERR_SUCCESS
         done = threading.Event()
         self.client.on_subscribe = lambda *_args: done.set()
+        result, _mid = self.client.subscribe(topic, qos=1)
+        assert result == mqtt.MQTT_ERR_SUCCESS
         assert done.wait(5), f"no SUBACK for {topic}"
 
     def publish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> None:
@@ -76,10 +76,14 @@ class MqttProbe:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(5)
 
-    def wait_for(self, topic: str, count: int = 1, timeout_s: float = 10.0) -> list[mqtt.MQTTMessage]:
+    def wait_for(
+        self, topic: str, count: int = 1, timeout_s: float = 10.0
+    ) -> list[mqtt.MQTTMessage]:
         """Wait until ``count`` messages arrived on ``topic``; return them all."""
+
         def matching() -> list[mqtt.MQTTMessage]:
             return [m for m in self.messages if m.topic == topic]
+
         with self._lock:
             self._lock.wait_for(lambda: len(matching()) >= count, timeout_s)
             found = matching()

@@ -58,7 +58,9 @@ class _NonFinite(str):
     __slots__ = ()
 
 
-def parse(payload: bytes, *, max_bytes: int = MAX_BYTES, max_readings: int = MAX_READINGS) -> Parsed:
+def parse(
+    payload: bytes, *, max_bytes: int = MAX_BYTES, max_readings: int = MAX_READINGS
+) -> Parsed:
     """Parse a payload; raises :class:`PayloadError` when nothing in it can be used.
 
     Never raises anything else, whatever the bytes: the ingest loop relies on it.
@@ -98,10 +100,12 @@ def parse(payload: bytes, *, max_bytes: int = MAX_BYTES, max_readings: int = MAX
             if isinstance(item, dict):
                 _parse_item(item, f"[{index}]", out)
             else:
-                out.rejected.append(ItemError(
-                    f"[{index}]",
-                    PayloadError(Reason.BAD_SHAPE, "back-fill element is not a JSON object"),
-                ))
+                out.rejected.append(
+                    ItemError(
+                        f"[{index}]",
+                        PayloadError(Reason.BAD_SHAPE, "back-fill element is not a JSON object"),
+                    )
+                )
         return out
     raise PayloadError(Reason.BAD_SHAPE, f"expected a JSON object or array, got {_short(doc)}")
 
@@ -127,10 +131,12 @@ def _parse_item(item: dict[str, Any], where: str, out: Parsed) -> None:
         return
     values = item["values"]
     if not isinstance(values, dict) or not values:
-        out.rejected.append(ItemError(
-            where or "message",
-            PayloadError(Reason.BAD_SHAPE, "'values' must be a non-empty object of channels"),
-        ))
+        out.rejected.append(
+            ItemError(
+                where or "message",
+                PayloadError(Reason.BAD_SHAPE, "'values' must be a non-empty object of channels"),
+            )
+        )
         return
     for channel, raw in values.items():
         at = f"{where}values.{channel}" if where else f"values.{channel}"
@@ -171,9 +177,7 @@ def parse_timestamp(raw: Any) -> int:
         ts_ms = round(raw)
         if ts_ms < EARLIEST_MS:
             hint = " (looks like seconds; send milliseconds)" if ts_ms > EARLIEST_MS // 1000 else ""
-            raise PayloadError(
-                Reason.BAD_TIMESTAMP, f"'ts' {raw!r} is before the year 2000{hint}"
-            )
+            raise PayloadError(Reason.BAD_TIMESTAMP, f"'ts' {raw!r} is before the year 2000{hint}")
         if ts_ms > 10**14:
             raise PayloadError(Reason.BAD_TIMESTAMP, f"'ts' {raw!r} is not epoch milliseconds")
         return ts_ms
@@ -193,7 +197,9 @@ def parse_timestamp(raw: Any) -> int:
         if ts_ms < EARLIEST_MS:
             raise PayloadError(Reason.BAD_TIMESTAMP, f"'ts' {_short(raw)} is before the year 2000")
         return ts_ms
-    raise PayloadError(Reason.BAD_TIMESTAMP, f"'ts' must be epoch ms or ISO-8601, got {_short(raw)}")
+    raise PayloadError(
+        Reason.BAD_TIMESTAMP, f"'ts' must be epoch ms or ISO-8601, got {_short(raw)}"
+    )
 
 
 def encode(readings: list[RawReading]) -> bytes:
@@ -207,8 +213,11 @@ def encode(readings: list[RawReading]) -> bytes:
         if r.channel is None:
             item["v"] = r.value
         else:
-            if items and "values" in items[-1] and items[-1]["ts"] == r.ts_ms and (
-                items[-1].get("q", 0) == r.quality
+            if (
+                items
+                and "values" in items[-1]
+                and items[-1]["ts"] == r.ts_ms
+                and (items[-1].get("q", 0) == r.quality)
             ):
                 items[-1]["values"][r.channel] = r.value
                 continue

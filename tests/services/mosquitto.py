@@ -34,8 +34,15 @@ def free_port() -> int:
 class Mosquitto:
     """One broker process; ``start``/``stop`` may be called repeatedly (same port, same data)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, *, max_inflight: int = 100,
-                 max_queued: int = 100_000, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        max_inflight: int = 100,
+        max_queued: int = 100_000,
+        binary: str | None = None,
+    ) -> None:
         found = binary or find_mosquitto()
         if found is None:
             msg = "mosquitto is not installed (apt-get install mosquitto)"
@@ -66,7 +73,7 @@ class Mosquitto:
     def start(self, timeout_s: float = 10.0) -> None:
         """Start and wait until the port accepts connections."""
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - fixed binary and our own config
+            self.proc = subprocess.Popen(
                 [self.binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout_s

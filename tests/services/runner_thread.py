@@ -23,8 +23,13 @@ from earlywarn.settings import RunSettings
 class RunnerThread:
     """Start with ``start()``, stop with ``stop()``; both block until done."""
 
-    def __init__(self, registry: Registry, settings: RunSettings, clock: Clock | None = None,
-                 sinks: Sequence[AlarmSink] = ()) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: RunSettings,
+        clock: Clock | None = None,
+        sinks: Sequence[AlarmSink] = (),
+    ) -> None:
         self.runner = EmbeddedRunner(registry, settings, clock, sinks)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -41,7 +46,7 @@ class RunnerThread:
 
         try:
             self._loop.run_until_complete(serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:
             self.error = exc
         finally:
             self._loop.close()
@@ -49,9 +54,13 @@ class RunnerThread:
     def start(self, timeout_s: float = 15.0) -> RunnerThread:
         """Start and wait until the runner is subscribed."""
         self._thread.start()
-        self.wait_for(lambda: self.runner.connection is not None
-                      and self.runner.connection.subscribed.is_set(), timeout_s,
-                      "the runner did not subscribe")
+        self.wait_for(
+            lambda: (
+                self.runner.connection is not None and self.runner.connection.subscribed.is_set()
+            ),
+            timeout_s,
+            "the runner did not subscribe",
+        )
         return self
 
     def snapshot(self) -> dict[str, Any]:
@@ -63,8 +72,10 @@ class RunnerThread:
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the runner's loop and return its result."""
+
         async def run() -> Any:
             return fn()
+
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=5)
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from earlywarn.registry import Registry, RegistryError, load_registry
+from earlywarn.registry import Registry, RegistryError, RegistrySummary, load_registry
 from earlywarn.yamlsource import Problem
 from rules.levels import Level
 from rules.threshold import Direction, ThresholdRule
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "registry"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "registry"
 
 REGIONS = """\
 regions:
@@ -189,7 +189,8 @@ def problems_of(root: Path) -> list[Problem]:
 def expect(problems: list[Problem], file: Path, line: int, *words: str) -> Problem:
     """The one problem at ``file:line`` whose message contains every one of ``words``."""
     hits = [
-        p for p in problems
+        p
+        for p in problems
         if p.file == str(file) and p.line == line and all(w in p.message for w in words)
     ]
     assert len(hits) == 1, f"no single problem at {file.name}:{line} with {words}: {problems}"
@@ -220,21 +221,27 @@ def setpoints(rule: ThresholdRule) -> dict[Level, tuple[float, float]]:
 def test_inline_registry_loads(tmp_path: Path) -> None:
     registry = load_registry(write_registry(tmp_path))
 
-    assert registry.summary() == {
-        "enterprises": 1,
-        "sites": 1,
-        "sensors": 4,
-        "sensors_by_kind": {"combustible_gas": 1, "tank_level": 1, "temperature": 1,
-                            "toxic_gas": 1},
-        "people": 5,
-        "regions": 2,
-        "rules": 4,
-    }
+    assert registry.summary() == RegistrySummary(
+        enterprises=1,
+        sites=1,
+        sensors=4,
+        sensors_by_kind={
+            "combustible_gas": 1,
+            "tank_level": 1,
+            "temperature": 1,
+            "toxic_gas": 1,
+        },
+        rules=4,
+        people=5,
+        regions=2,
+    )
     acme = registry.enterprises["acme"]
     assert acme.region == "town"
     assert acme.chain[Level.RED] == ("ops", "tech", "boss", "t-duty", "c-duty")
     assert registry.people["ops"].contacts == (
-        ("voice", "+8613800020003"), ("sms", "+8613800020003"), ("dingtalk", "acme-zhoulijun"),
+        ("voice", "+8613800020003"),
+        ("sms", "+8613800020003"),
+        ("dingtalk", "acme-zhoulijun"),
     )
     assert registry.regions["town"].parent == "county"
     assert registry.regions["town"].duty == ("t-duty",)
@@ -248,11 +255,16 @@ def test_shipped_example_registry_loads() -> None:
     registry = load_registry(EXAMPLES)
     summary = registry.summary()
 
-    assert summary["enterprises"] == 3
-    kinds = summary["sensors_by_kind"]
-    assert isinstance(kinds, dict)
-    assert set(kinds) >= {"tank_level", "temperature", "pressure", "combustible_gas",
-                          "toxic_gas", "rainfall", "water_level"}
+    assert summary.enterprises == 3
+    assert set(summary.sensors_by_kind) >= {
+        "tank_level",
+        "temperature",
+        "pressure",
+        "combustible_gas",
+        "toxic_gas",
+        "rainfall",
+        "water_level",
+    }
     assert set(registry.enterprises) == {"huaxin-chem", "laojie-restaurants", "qingjiang-water"}
     # The demo raises a leak on restaurant r-03, detector G1.
     leak = registry.resolve("laojie-restaurants", "r-03", "G1", None)
@@ -271,18 +283,22 @@ def test_shipped_example_registry_loads() -> None:
 def test_example_tanks_are_multi_channel_devices() -> None:
     registry = load_registry(EXAMPLES)
 
-    for channel, sensor_id, kind in (("level", "T101-LT", "tank_level"),
-                                     ("temp", "T101-TT", "temperature"),
-                                     ("press", "T101-PT", "pressure")):
+    for channel, sensor_id, kind in (
+        ("level", "T101-LT", "tank_level"),
+        ("temp", "T101-TT", "temperature"),
+        ("press", "T101-PT", "pressure"),
+    ):
         sensor = registry.resolve("huaxin-chem", "tank-farm-1", "T101", channel)
         assert sensor is not None
         assert (sensor.id, sensor.kind) == (sensor_id, kind)
     level = registry.sensors["huaxin-chem/tank-farm-1/T101-LT"]
     assert setpoints(rule_of(registry, level.uid, "tank_level_high")) == {
-        Level.ORANGE: (16.5, 16.45), Level.RED: (17.5, 17.45),
+        Level.ORANGE: (16.5, 16.45),
+        Level.RED: (17.5, 17.45),
     }
     assert setpoints(rule_of(registry, level.uid, "tank_level_low")) == {
-        Level.ORANGE: (1.5, 1.55), Level.RED: (1.0, 1.05),
+        Level.ORANGE: (1.5, 1.55),
+        Level.RED: (1.0, 1.05),
     }
     gauge = registry.sensors["qingjiang-water/h1/WL-H1"]
     assert [sp.set for sp in gauge.rules[0].setpoints] == [102.0, 103.5, 104.5, 105.8]
@@ -301,7 +317,8 @@ def test_preset_rule_takes_preset_setpoints_and_deadband(tmp_path: Path) -> None
 
     level = rule_of(registry, "acme/tanks/T1-LT", "tank_level_high")
     assert setpoints(level) == {
-        Level.ORANGE: (16.5, 16.45), Level.RED: (17.5, 17.45),
+        Level.ORANGE: (16.5, 16.45),
+        Level.RED: (17.5, 17.45),
     }
 
 
@@ -314,13 +331,16 @@ def test_setpoint_overrides_are_honoured(tmp_path: Path) -> None:
 
 
 def test_rule_level_deadband_and_on_delay_override_the_preset(tmp_path: Path) -> None:
-    root = write_registry(tmp_path, replace=(
-        "            - preset: combustible_gas\n",
-        "            - preset: combustible_gas\n"
-        "              deadband: 10\n"
-        "              on_delay: 3s\n"
-        "              setpoints: {orange: 20}\n",
-    ))
+    root = write_registry(
+        tmp_path,
+        replace=(
+            "            - preset: combustible_gas\n",
+            "            - preset: combustible_gas\n"
+            "              deadband: 10\n"
+            "              on_delay: 3s\n"
+            "              setpoints: {orange: 20}\n",
+        ),
+    )
     rule = rule_of(load_registry(root), "acme/tanks/GD-01", "combustible_gas")
 
     assert setpoints(rule) == {Level.ORANGE: (20.0, 10.0), Level.RED: (50.0, 40.0)}
@@ -387,24 +407,42 @@ def test_empty_enterprise_file(tmp_path: Path) -> None:
 def test_missing_required_field(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=('          unit: "%LEL"\n', ""))
 
-    problem = only(problems_of(root), root / "acme.yaml", line_no(ACME, "- id: GD-01"),
-                   "sensor GD-01", "missing the required field 'unit'")
+    problem = only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- id: GD-01"),
+        "sensor GD-01",
+        "missing the required field 'unit'",
+    )
     assert problem.message == "sensor GD-01 is missing the required field 'unit'"
 
 
 def test_missing_range(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("          range: [0, 100]\n", ""))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- id: GD-01"),
-         "sensor GD-01", "missing the required field 'range'")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- id: GD-01"),
+        "sensor GD-01",
+        "missing the required field 'range'",
+    )
 
 
 def test_unknown_sensor_kind(tmp_path: Path) -> None:
     root = write_registry(
-        tmp_path, replace=("          kind: combustible_gas\n", "          kind: methane\n"))
+        tmp_path, replace=("          kind: combustible_gas\n", "          kind: methane\n")
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "kind: combustible_gas"),
-         "sensor GD-01", "unknown sensor kind 'methane'", "combustible_gas", "water_level")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "kind: combustible_gas"),
+        "sensor GD-01",
+        "unknown sensor kind 'methane'",
+        "combustible_gas",
+        "water_level",
+    )
 
 
 def test_unknown_field(tmp_path: Path) -> None:
@@ -412,61 +450,102 @@ def test_unknown_field(tmp_path: Path) -> None:
     problems = problems_of(root)
 
     line = line_no(ACME, "      sensors:")
-    expect(problems, root / "acme.yaml", line, "unknown field 'sensros' in a site",
-           "expected", "sensors")
+    expect(
+        problems,
+        root / "acme.yaml",
+        line,
+        "unknown field 'sensros' in a site",
+        "expected",
+        "sensors",
+    )
     # Its consequence: the site now has no sensors list, reported where the site starts.
-    expect(problems, root / "acme.yaml", line_no(ACME, "- id: tanks"),
-           "site tanks: 'sensors' must be a list, got nothing")
+    expect(
+        problems,
+        root / "acme.yaml",
+        line_no(ACME, "- id: tanks"),
+        "site tanks: 'sensors' must be a list, got nothing",
+    )
     assert len(problems) == 2
 
 
 def test_unknown_field_in_a_sensor(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("          zone: north\n", "          zoen: north\n"))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "zone: north"),
-         "unknown field 'zoen' in a sensor")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "zone: north"),
+        "unknown field 'zoen' in a sensor",
+    )
 
 
 def test_duplicate_sensor_id_in_a_site(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("        - id: T1-TT\n", "        - id: T1-LT\n"))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- id: T1-TT"),
-         "site tanks: duplicate sensor id 'T1-LT'",
-         f"first on line {line_no(ACME, '- id: T1-LT')}")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- id: T1-TT"),
+        "site tanks: duplicate sensor id 'T1-LT'",
+        f"first on line {line_no(ACME, '- id: T1-LT')}",
+    )
 
 
 def test_two_sensors_on_one_device_channel(tmp_path: Path) -> None:
     root = write_registry(
-        tmp_path, replace=("          channel: temp\n", "          channel: level\n"))
+        tmp_path, replace=("          channel: temp\n", "          channel: level\n")
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- id: T1-TT"),
-         "sensor 'T1-TT' reads the same device and channel as 'T1-LT'")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- id: T1-TT"),
+        "sensor 'T1-TT' reads the same device and channel as 'T1-LT'",
+    )
 
 
 def test_duplicate_person_id_across_files(tmp_path: Path) -> None:
     root = write_registry(tmp_path, extra={"beta.yaml": BETA})
     first = f"{root / 'acme.yaml'}:{line_no(ACME, '- id: ops')}"
 
-    only(problems_of(root), root / "beta.yaml", line_no(BETA, "- id: ops"),
-         "duplicate person id 'ops'", f"(also in {first})")
+    only(
+        problems_of(root),
+        root / "beta.yaml",
+        line_no(BETA, "- id: ops"),
+        "duplicate person id 'ops'",
+        f"(also in {first})",
+    )
 
 
 def test_duplicate_yaml_key(tmp_path: Path) -> None:
-    root = write_registry(tmp_path, replace=(
-        "          range: [0, 100]\n",
-        "          range: [0, 100]\n          range: [0, 50]\n",
-    ))
+    root = write_registry(
+        tmp_path,
+        replace=(
+            "          range: [0, 100]\n",
+            "          range: [0, 100]\n          range: [0, 50]\n",
+        ),
+    )
     text = (root / "acme.yaml").read_text(encoding="utf-8")
 
-    only(problems_of(root), root / "acme.yaml", line_no(text, "range: [0, 50]"),
-         "duplicate key 'range'", f"first given on line {line_no(text, 'range: [0, 100]')}")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(text, "range: [0, 50]"),
+        "duplicate key 'range'",
+        f"first given on line {line_no(text, 'range: [0, 100]')}",
+    )
 
 
 def test_dangling_person_in_chain(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("t-duty, c-duty]", "t-duty, nobody]"))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "    red: ["),
-         "chain red names 'nobody'", "neither a person of this enterprise nor a duty officer")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "    red: ["),
+        "chain red names 'nobody'",
+        "neither a person of this enterprise nor a duty officer",
+    )
 
 
 def test_chain_cannot_name_duty_officers_below_its_region(tmp_path: Path) -> None:
@@ -474,8 +553,12 @@ def test_chain_cannot_name_duty_officers_below_its_region(tmp_path: Path) -> Non
     # a township's duty officer.
     root = write_registry(tmp_path, replace=("  region: town\n", "  region: county\n"))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "    red: ["),
-         "chain red names 't-duty'")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "    red: ["),
+        "chain red names 't-duty'",
+    )
 
 
 def test_chain_level_missing(tmp_path: Path) -> None:
@@ -483,68 +566,117 @@ def test_chain_level_missing(tmp_path: Path) -> None:
     text = (root / "acme.yaml").read_text(encoding="utf-8")
 
     # Reported at the 'chain:' key itself.
-    only(problems_of(root), root / "acme.yaml", line_no(text, "  chain:"),
-         "enterprise acme: chain has no rungs for blue", "every level must say who is called")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(text, "  chain:"),
+        "enterprise acme: chain has no rungs for blue",
+        "every level must say who is called",
+    )
 
 
 def test_unknown_preset(tmp_path: Path) -> None:
-    root = write_registry(tmp_path, replace=(
-        "            - preset: combustible_gas\n", "            - preset: combustable_gas\n"))
+    root = write_registry(
+        tmp_path,
+        replace=(
+            "            - preset: combustible_gas\n",
+            "            - preset: combustable_gas\n",
+        ),
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- preset: combustible_gas"),
-         "sensor GD-01: unknown preset 'combustable_gas'", "known:", "combustible_gas")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- preset: combustible_gas"),
+        "sensor GD-01: unknown preset 'combustable_gas'",
+        "known:",
+        "combustible_gas",
+    )
 
 
 def test_preset_setpoint_required(tmp_path: Path) -> None:
     root = write_registry(
-        tmp_path, replace=("              setpoints: {orange: 16.5, red: 17.5}\n", ""))
+        tmp_path, replace=("              setpoints: {orange: 16.5, red: 17.5}\n", "")
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- preset: tank_level_high"),
-         "sensor T1-LT: rule 'tank_level_high' needs a set-point for orange (高限)",
-         "under 'setpoints'")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- preset: tank_level_high"),
+        "sensor T1-LT: rule 'tank_level_high' needs a set-point for orange (高限)",
+        "under 'setpoints'",
+    )
 
 
 def test_unit_not_allowed_for_kind(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("          unit: m\n", "          unit: cm\n"))
     problems = problems_of(root)
 
-    expect(problems, root / "acme.yaml", line_no(ACME, "unit: m"),
-           "sensor T1-LT: unit 'cm' is not a unit of tank_level", "m, mm, %")
+    expect(
+        problems,
+        root / "acme.yaml",
+        line_no(ACME, "unit: m"),
+        "sensor T1-LT: unit 'cm' is not a unit of tank_level",
+        "m, mm, %",
+    )
     # The preset's unit no longer matches either.
-    expect(problems, root / "acme.yaml", line_no(ACME, "- preset: tank_level_high"),
-           "preset 'tank_level_high' is in m but the sensor reports in cm")
+    expect(
+        problems,
+        root / "acme.yaml",
+        line_no(ACME, "- preset: tank_level_high"),
+        "preset 'tank_level_high' is in m but the sensor reports in cm",
+    )
     assert len(problems) == 2
 
 
 def test_preset_unit_differs_from_sensor_unit(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("          unit: m\n", "          unit: mm\n"))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- preset: tank_level_high"),
-         "preset 'tank_level_high' is in m but the sensor reports in mm")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- preset: tank_level_high"),
+        "preset 'tank_level_high' is in m but the sensor reports in mm",
+    )
 
 
 def test_range_low_not_below_high(tmp_path: Path) -> None:
     root = write_registry(
-        tmp_path, replace=("          range: [0, 100]\n", "          range: [100, 100]\n"))
+        tmp_path, replace=("          range: [0, 100]\n", "          range: [100, 100]\n")
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "range: [0, 100]"),
-         "sensor GD-01: range low 100 must be below range high 100")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "range: [0, 100]"),
+        "sensor GD-01: range low 100 must be below range high 100",
+    )
 
 
 def test_clear_on_the_wrong_side_of_set(tmp_path: Path) -> None:
-    root = write_registry(tmp_path, replace=(
-        "{level: yellow, set: 50, clear: 40}", "{level: yellow, set: 50, clear: 60}"))
+    root = write_registry(
+        tmp_path,
+        replace=("{level: yellow, set: 50, clear: 40}", "{level: yellow, set: 50, clear: 60}"),
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- id: toxic-custom"),
-         "sensor TD-01: rule 'toxic-custom': yellow clear set-point 60 is above its set-point 50",
-         "clears on the low side")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- id: toxic-custom"),
+        "sensor TD-01: rule 'toxic-custom': yellow clear set-point 60 is above its set-point 50",
+        "clears on the low side",
+    )
 
 
 def test_override_clear_on_the_wrong_side_of_set(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("{set: 45, clear: 42}", "{set: 45, clear: 47}"))
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, "- preset: tank_temperature_high"),
-         "orange clear set-point 47 is above its set-point 45")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "- preset: tank_temperature_high"),
+        "orange clear set-point 47 is above its set-point 45",
+    )
 
 
 def test_region_parent_not_defined(tmp_path: Path) -> None:
@@ -552,8 +684,12 @@ def test_region_parent_not_defined(tmp_path: Path) -> None:
     root = write_registry(tmp_path, regions=regions)
     problems = problems_of(root)
 
-    expect(problems, root / "regions.yaml", line_no(regions, "parent: province"),
-           "region town: parent region 'province' is not defined")
+    expect(
+        problems,
+        root / "regions.yaml",
+        line_no(regions, "parent: province"),
+        "region town: parent region 'province' is not defined",
+    )
     # With the parent gone, the county duty officer is out of the enterprise's reach.
     expect(problems, root / "acme.yaml", line_no(ACME, "    red: ["), "chain red names 'c-duty'")
     assert len(problems) == 2
@@ -563,8 +699,12 @@ def test_enterprise_region_not_defined(tmp_path: Path) -> None:
     root = write_registry(tmp_path, replace=("  region: town\n", "  region: village\n"))
     problems = problems_of(root)
 
-    expect(problems, root / "acme.yaml", line_no(ACME, "region: town"),
-           "enterprise acme: region 'village' is not defined in regions.yaml")
+    expect(
+        problems,
+        root / "acme.yaml",
+        line_no(ACME, "region: town"),
+        "enterprise acme: region 'village' is not defined in regions.yaml",
+    )
     assert all(p.file == str(root / "acme.yaml") for p in problems)
 
 
@@ -595,13 +735,23 @@ def test_several_errors_in_one_file_are_all_reported(tmp_path: Path) -> None:
 def test_errors_in_several_files_are_all_reported(tmp_path: Path) -> None:
     regions = edit(REGIONS, "    level: township\n", "")
     root = write_registry(
-        tmp_path, regions=regions, replace=("  kind: hazardous_chemicals\n", "  kind: chemical\n"))
+        tmp_path, regions=regions, replace=("  kind: hazardous_chemicals\n", "  kind: chemical\n")
+    )
     problems = problems_of(root)
 
-    expect(problems, root / "regions.yaml", line_no(regions, "- id: town"),
-           "region town is missing the required field 'level'")
-    expect(problems, root / "acme.yaml", line_no(ACME, "kind: hazardous_chemicals"),
-           "unknown kind 'chemical'", "hazardous_chemicals")
+    expect(
+        problems,
+        root / "regions.yaml",
+        line_no(regions, "- id: town"),
+        "region town is missing the required field 'level'",
+    )
+    expect(
+        problems,
+        root / "acme.yaml",
+        line_no(ACME, "kind: hazardous_chemicals"),
+        "unknown kind 'chemical'",
+        "hazardous_chemicals",
+    )
 
 
 def test_missing_regions_file_and_directory(tmp_path: Path) -> None:
@@ -614,8 +764,7 @@ def test_missing_regions_file_and_directory(tmp_path: Path) -> None:
     expect(problems, root / "acme.yaml", line_no(ACME, "    red: ["), "chain red names 't-duty'")
     expect(problems, root / "acme.yaml", line_no(ACME, "    red: ["), "chain red names 'c-duty'")
     assert len(problems) == 3
-    only(problems_of(tmp_path / "absent"), tmp_path / "absent", 0,
-         "registry directory not found")
+    only(problems_of(tmp_path / "absent"), tmp_path / "absent", 0, "registry directory not found")
 
 
 # --- malformed structure must be reported, never crash the loader -------------------------
@@ -629,23 +778,34 @@ def test_a_mapping_as_chain_rung_is_a_problem_not_a_crash(tmp_path: Path) -> Non
 
 def test_the_same_level_twice_in_setpoints_is_a_problem(tmp_path: Path) -> None:
     root = write_registry(
-        tmp_path, replace=("{orange: 16.5, red: 17.5}", "{orange: 16.5, red: 17.5, 橙色: 3}"))
+        tmp_path, replace=("{orange: 16.5, red: 17.5}", "{orange: 16.5, red: 17.5, 橙色: 3}")
+    )
 
     expect(problems_of(root), root / "acme.yaml", line_no(ACME, "{orange: 16.5"), "orange")
 
 
 def test_unquoted_phone_number_is_a_problem(tmp_path: Path) -> None:
-    root = write_registry(tmp_path, replace=('      phone: "+8613800020001"\n',
-                                             "      phone: +8613800020001\n"))
+    root = write_registry(
+        tmp_path, replace=('      phone: "+8613800020001"\n', "      phone: +8613800020001\n")
+    )
 
-    only(problems_of(root), root / "acme.yaml", line_no(ACME, '"+8613800020001"'),
-         "person boss", "'phone' must be quoted text")
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, '"+8613800020001"'),
+        "person boss",
+        "'phone' must be quoted text",
+    )
 
 
 def test_merge_keys_custom_tags_and_recursive_aliases_are_problems(tmp_path: Path) -> None:
-    root = write_registry(tmp_path, replace=(
-        "  kind: hazardous_chemicals\n",
-        "  kind: !plant hazardous_chemicals\n  address: &a [x, *a]\n  <<: {name: x}\n"))
+    root = write_registry(
+        tmp_path,
+        replace=(
+            "  kind: hazardous_chemicals\n",
+            "  kind: !plant hazardous_chemicals\n  address: &a [x, *a]\n  <<: {name: x}\n",
+        ),
+    )
     problems = problems_of(root)
     text = (root / "acme.yaml").read_text(encoding="utf-8")
     file = root / "acme.yaml"
@@ -657,7 +817,14 @@ def test_merge_keys_custom_tags_and_recursive_aliases_are_problems(tmp_path: Pat
 
 def test_setpoint_outside_the_instrument_range_is_a_problem(tmp_path: Path) -> None:
     root = write_registry(
-        tmp_path, replace=("{orange: 16.5, red: 17.5}", "{orange: 16.5, red: 175}"))
+        tmp_path, replace=("{orange: 16.5, red: 17.5}", "{orange: 16.5, red: 175}")
+    )
 
-    expect(problems_of(root), root / "acme.yaml", line_no(ACME, "preset: tank_level_high"),
-           "red set-point 175", "outside the instrument range", "never alarm")
+    expect(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "preset: tank_level_high"),
+        "red set-point 175",
+        "outside the instrument range",
+        "never alarm",
+    )

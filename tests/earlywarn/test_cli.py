@@ -1,0 +1,138 @@
+"""The command line as a user runs it: check-registry, run (with signals) and demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_REGISTRY, MqttProbe
+from tests.services.mosquitto import Mosquitto
+
+EARLYWARN = [sys.executable, "-m", "earlywarn"]
+
+
+def earlywarn(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EARLYWARN, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_check_registry_prints_a_summary_table() -> None:
+    result = earlywarn("check-registry", str(EXAMPLE_REGISTRY))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "OK" in out
+    for word in (
+        "enterprises",
+        "sites",
+        "sensors",
+        "people",
+        "combustible_gas",
+        "tank_level",
+        "rainfall",
+        "water_level",
+        "huaxin-chem",
+        "laojie-restaurants",
+    ):
+        assert word in out
+
+
+def test_check_registry_lists_every_problem_as_file_line_message(tmp_path: Path) -> None:
+    for f in EXAMPLE_REGISTRY.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    ent = tmp_path / "huaxin-chem.yaml"
+    text = ent.read_text(encoding="utf-8")
+    text = text.replace("kind: tank_level", "kind: tank_levle", 1)
+    text = text.replace("preset: combustible_gas", "preset: no_such_preset", 1)
+    ent.write_text(text, encoding="utf-8")
+    result = earlywarn("check-registry", str(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert any(
+        line.startswith(f"{ent}:") and "unknown sensor kind 'tank_levle'" in line for line in lines
+    ), lines
+    assert any(
+        line.startswith(f"{ent}:") and "unknown preset 'no_such_preset'" in line for line in lines
+    ), lines
+    assert lines[-1].endswith("2 problems")
+    for line in lines[:-1]:
+        file, number, message = line.split(":", 2)
+        assert Path(file).exists() and int(number) > 0 and message.strip()
+
+
+def test_check_registry_on_a_missing_directory(tmp_path: Path) -> None:
+    result = earlywarn("check-registry", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "registry directory not found" in result.stderr
+
+
+@pytest.mark.integration
+def test_run_serves_until_sigterm_and_prints_its_counters(mosquitto: Mosquitto) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            *EARLYWARN,
+            "run",
+            "--registry",
+            str(EXAMPLE_REGISTRY),
+            "--mqtt",
+            mosquitto.url,
+            "--client-id",
+            "earlywarn-cli-test",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        probe = MqttProbe(mosquitto.port, "device")
+        probe.subscribe("ew/v1/laojie-restaurants/r-03/G1/alarm")
+        deadline = time.monotonic() + 20
+        # Publish until the service (still starting) has subscribed and answers with an alarm.
+        while not probe.messages and time.monotonic() < deadline:
+            probe.publish(
+                "ew/v1/laojie-restaurants/r-03/G1/up",
+                json.dumps({"ts": time.time_ns() // 1_000_000, "v": 33}),
+            )
+            time.sleep(0.2)
+        assert probe.messages, "the service never published an alarm"
+        probe.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "ORANGE" in out and "清江鱼庄" in out
+    assert "earlywarn stopped" in out and "messages received" in out
+
+
+def test_run_with_a_bad_url_says_so() -> None:
+    result = earlywarn("run", "--registry", str(EXAMPLE_REGISTRY), "--mqtt", "http://x")
+    assert result.returncode == 2
+    assert "unsupported scheme 'http'" in result.stderr
+
+
+def test_demo_shows_readings_alarms_and_a_summary() -> None:
+    result = earlywarn("demo", "--speed", "15", timeout=90)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "readings" in out and "published" in out
+    lines = out.splitlines()
+    leak = [line for line in lines if "| G1 " in line and "清江鱼庄" in line]
+    assert any("ORANGE" in line and "raised" in line for line in leak)
+    assert any("RED" in line and "higher" in line for line in leak)
+    tank = [line for line in lines if "T101-LT" in line and "高高限" in line]
+    assert any("RED" in line for line in tank)
+    assert "dead-letter" in out
+    assert "summary" in out and "alarm events" in out
+    assert "demo OK" in out
