@@ -13,10 +13,17 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import settings
 from paho.mqtt.enums import CallbackAPIVersion
 
 from earlywarn.registry import Registry, load_registry
 from tests.services.mosquitto import Mosquitto, find_mosquitto
+
+# CI explores the same examples on every run (no flaky red builds from a new random draw) and
+# does not fail on a slow machine's timing; locally hypothesis keeps drawing new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_REGISTRY = ROOT / "examples" / "registry"

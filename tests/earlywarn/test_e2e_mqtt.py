@@ -181,3 +181,27 @@ def test_a_full_queue_applies_backpressure_and_loses_nothing(
         runner.stop()
     assert sink.count == count - 1  # the first reading (0 %LEL) raises nothing
     assert counts["backpressure"] > 0
+
+
+def test_the_service_waits_for_a_broker_that_starts_after_it(
+    mosquitto: Mosquitto, registry: Registry, events: Events, probe_factory: ProbeFactory
+) -> None:
+    mosquitto.stop()
+    settings = RunSettings(mqtt_url=mosquitto.url, client_id="earlywarn-early")
+    runner = RunnerThread(registry, settings, sinks=[events]).start(wait=False)
+    try:
+        time.sleep(0.5)  # the runner is retrying against a closed port
+        mosquitto.start()
+        runner.wait_for(
+            lambda: (
+                runner.runner.connection is not None
+                and runner.runner.connection.subscribed.is_set()
+            ),
+            30,
+            "runner connecting once the broker is up",
+        )
+        probe_factory("device").publish(GAS, json.dumps({"ts": now_ms(), "v": 26}))
+        runner.wait_for(lambda: len(events.items) == 1, 10, "alarm")
+    finally:
+        runner.stop()
+    assert events.items[0].level is Level.ORANGE

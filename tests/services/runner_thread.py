@@ -51,9 +51,11 @@ class RunnerThread:
         finally:
             self._loop.close()
 
-    def start(self, timeout_s: float = 15.0) -> RunnerThread:
-        """Start and wait until the runner is subscribed."""
+    def start(self, timeout_s: float = 15.0, *, wait: bool = True) -> RunnerThread:
+        """Start, and unless ``wait`` is false, wait until the runner is subscribed."""
         self._thread.start()
+        if not wait:
+            return self
         self.wait_for(
             lambda: (
                 self.runner.connection is not None and self.runner.connection.subscribed.is_set()
