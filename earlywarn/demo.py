@@ -9,8 +9,10 @@ result: it exits 1 if the alarms it stages did not happen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,17 +83,31 @@ async def run_demo(
             f"{duration_s:.0f} s of scenario at speed {speed:g}"
             f"{' (looping until Ctrl-C)' if forever else ''}\n"
         )
-        published = await _play(scenario, broker.url, out, speed, forever, duration_s)
+        interrupted = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            # Ctrl-C ends the scenario early but still drains, summarises and checks.
+            loop.add_signal_handler(signal.SIGINT, interrupted.set)
+        published = await _play(scenario, broker.url, out, speed, forever, duration_s, interrupted)
         await _wait_for(lambda: runner.counters.received >= published, 10.0)
         stop.set()
         counters = await serving
     out.write("\nsummary\n" + counters.format() + "\n")
     out.write(_alarm_table(recorder.events))
+    if interrupted.is_set():
+        out.write("\ndemo stopped by Ctrl-C\n")
+        return 0
     return _self_check(recorder.events, out)
 
 
 async def _play(
-    scenario: DemoScenario, url: str, out: TextIO, speed: float, forever: bool, duration_s: float
+    scenario: DemoScenario,
+    url: str,
+    out: TextIO,
+    speed: float,
+    forever: bool,
+    duration_s: float,
+    interrupted: asyncio.Event,
 ) -> int:
     host, port = url.removeprefix("mqtt://").split(":")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="earlywarn-demo-devices")
@@ -111,7 +127,7 @@ async def _play(
     t = 0.0
     began = time.monotonic()
     try:
-        while forever or t <= duration_s:
+        while (forever or t <= duration_s) and not interrupted.is_set():
             ts_ms = start_ms + round(t * 1000)
             pubs = scenario.readings_at(t % LENGTH_S, ts_ms)
             for pub in pubs:
@@ -129,9 +145,14 @@ async def _play(
                 )
             out.flush()
             t += TICK_S
-            await asyncio.sleep(max(0.0, began + t / speed - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    interrupted.wait(), max(0.0, began + t / speed - time.monotonic())
+                )
     finally:
-        client.loop_stop()
+        # loop_stop waits until the broker has acknowledged every queued publish; the broker
+        # runs on this event loop, so wait in a thread or the two wait for each other.
+        await asyncio.to_thread(client.loop_stop)
         client.disconnect()
     return published
 

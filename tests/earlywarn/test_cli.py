@@ -136,3 +136,25 @@ def test_demo_shows_readings_alarms_and_a_summary() -> None:
     assert "dead-letter" in out
     assert "summary" in out and "alarm events" in out
     assert "demo OK" in out
+
+
+def test_demo_forever_stops_on_ctrl_c_with_a_summary() -> None:
+    proc = subprocess.Popen(
+        [*EARLYWARN, "demo", "--forever", "--speed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        assert proc.stdout is not None
+        while "readings" not in proc.stdout.readline():  # wait until data flows
+            assert time.monotonic() < deadline, "the demo never showed readings"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "summary" in out and "demo stopped by Ctrl-C" in out
