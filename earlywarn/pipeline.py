@@ -94,8 +94,8 @@ class Pipeline:
     def _emit(self, event: AlarmEvent) -> None:
         self.counters.alarms[event.level.label if event.level else "cleared"] += 1
         self.active.apply(event)
-        log.log(
-            logging.WARNING if event.level else logging.INFO,
+        # The console sink is the alarm record; the log repeats events only when debugging.
+        log.debug(
             "alarm %s %s: %s",
             event.change.value,
             event.level.label if event.level else "-",

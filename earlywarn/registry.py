@@ -49,6 +49,7 @@ class Registry:
     sensors: dict[str, Sensor]
     presets: dict[str, Preset] = field(repr=False)
     _by_device: dict[tuple[str, str, str, str | None], Sensor] = field(repr=False)
+    _sites: dict[tuple[str, str], Site] = field(repr=False)
 
     def resolve(
         self, enterprise: str, site: str, device: str, channel: str | None
@@ -58,10 +59,7 @@ class Registry:
 
     def site(self, enterprise: str, site: str) -> Site | None:
         """A site by ids."""
-        ent = self.enterprises.get(enterprise)
-        if ent is None:
-            return None
-        return next((s for s in ent.sites if s.id == site), None)
+        return self._sites.get((enterprise, site))
 
     def summary(self) -> RegistrySummary:
         """Counts for the ``check-registry`` table."""
@@ -134,7 +132,8 @@ def load_registry(path: Path | str) -> Registry:
             for sensor in site.sensors:
                 sensors[sensor.uid] = sensor
                 by_device[(ent.id, site.id, sensor.device, sensor.channel)] = sensor
-    return Registry(root, enterprises, regions, people, sensors, presets, by_device)
+    sites = {(e.id, s.id): s for e in enterprises.values() for s in e.sites}
+    return Registry(root, enterprises, regions, people, sensors, presets, by_device, sites)
 
 
 def _declared_ids(items: YList | None) -> set[str]:

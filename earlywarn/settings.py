@@ -22,6 +22,7 @@ class RunSettings:
     client_id: str = field(default_factory=default_client_id)
     queue_capacity: int = 10_000
     batch_max: int = 500
+    coalesce_s: float = 0.002
     keepalive_s: int = 30
     limits: Limits = field(default_factory=Limits)
     publish_alarms: bool = True

@@ -10,6 +10,7 @@ evaluation makes the broker redeliver it to our persistent session instead of lo
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,13 @@ from ingest.handoff import Handoff
 from ingest.topics import READINGS_FILTER
 
 log = logging.getLogger(__name__)
+
+
+def _no_delay(_client: mqtt.Client, _userdata: object, sock: object) -> None:
+    """Turn Nagle's algorithm off: an alarm or an acknowledgement must not wait for the
+    previous small packet to be acknowledged (tens of milliseconds on a quiet link)."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,7 @@ class MqttConnection:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_socket_open = _no_delay
 
     def start(self) -> None:
         """Connect in the background; paho retries with backoff until the broker answers."""

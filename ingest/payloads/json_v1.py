@@ -58,6 +58,10 @@ class _NonFinite(str):
     __slots__ = ()
 
 
+_DECODER = json.JSONDecoder(parse_constant=_NonFinite)
+"""Built once: ``json.loads`` with options would build a new decoder for every message."""
+
+
 def parse(
     payload: bytes, *, max_bytes: int = MAX_BYTES, max_readings: int = MAX_READINGS
 ) -> Parsed:
@@ -74,7 +78,7 @@ def parse(
     except UnicodeDecodeError as exc:
         raise PayloadError(Reason.NOT_UTF8, f"payload is not UTF-8 text ({exc.reason})") from None
     try:
-        doc = json.loads(text, parse_constant=_NonFinite)
+        doc = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             Reason.BAD_JSON, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

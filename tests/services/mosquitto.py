@@ -41,6 +41,7 @@ class Mosquitto:
         *,
         max_inflight: int = 100,
         max_queued: int = 100_000,
+        tcp_nodelay: bool = False,
         binary: str | None = None,
     ) -> None:
         found = binary or find_mosquitto()
@@ -61,6 +62,7 @@ class Mosquitto:
             f"persistence_location {workdir}/\n"
             f"max_inflight_messages {max_inflight}\n"
             f"max_queued_messages {max_queued}\n"
+            f"set_tcp_nodelay {str(tcp_nodelay).lower()}\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
