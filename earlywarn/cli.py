@@ -149,13 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--client-id", help="MQTT client id of the persistent session (default earlywarn-HOSTNAME)"
     )
-    run.add_argument("--queue", type=int, help="hand-off queue capacity (default 10000)")
+    run.add_argument("--queue", type=_positive_int, help="hand-off queue capacity (default 10000)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-registry", help="validate a registry and summarise it")
     check.add_argument("registry", help="registry directory")
     check.set_defaults(func=cmd_check_registry)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number of at least 1, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _positive(text: str) -> float:

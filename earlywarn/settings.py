@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.decode import Limits
 
@@ -28,12 +28,18 @@ class RunSettings:
     publish_alarms: bool = True
 
     @classmethod
-    def from_env(cls, **overrides: object) -> RunSettings:
-        """Defaults, then ``EARLYWARN_MQTT``/``EARLYWARN_CLIENT_ID``, then explicit overrides."""
-        values: dict[str, object] = {}
-        if url := os.environ.get("EARLYWARN_MQTT"):
-            values["mqtt_url"] = url
-        if cid := os.environ.get("EARLYWARN_CLIENT_ID"):
-            values["client_id"] = cid
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    def from_env(
+        cls,
+        *,
+        mqtt_url: str | None = None,
+        client_id: str | None = None,
+        queue_capacity: int | None = None,
+    ) -> RunSettings:
+        """Defaults, then ``EARLYWARN_MQTT``/``EARLYWARN_CLIENT_ID``, then the flags given."""
+        base = cls()
+        return replace(
+            base,
+            mqtt_url=mqtt_url or os.environ.get("EARLYWARN_MQTT") or base.mqtt_url,
+            client_id=client_id or os.environ.get("EARLYWARN_CLIENT_ID") or base.client_id,
+            queue_capacity=queue_capacity or base.queue_capacity,
+        )
