@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rules.base import Rule
 from rules.events import Change
 from rules.levels import Level
-from rules.threshold import ThresholdRule
 
 __all__ = [
     "AlarmEvent",
@@ -96,7 +96,7 @@ class Sensor:
     interval_s: float
     device: str
     channel: str | None
-    rules: tuple[ThresholdRule, ...]
+    rules: tuple[Rule, ...]
     zone: str | None = None
 
 

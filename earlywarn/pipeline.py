@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from alerting.active import ActiveAlarms
 from alerting.sinks import AlarmSink
@@ -24,7 +25,6 @@ from ingest.mqtt import Inbound
 from ingest.reasons import Reason
 from ingest.topics import DEADLETTER, alarm_topic
 from rules import engine
-from rules.threshold import ThresholdState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Pipeline:
         self.publish_alarms = publish_alarms
         self.counters = Counters()
         self.active = ActiveAlarms()
-        self.states: dict[str, dict[str, ThresholdState]] = {}
+        self.states: dict[str, dict[str, Any]] = {}
 
     def handle(self, msg: Inbound) -> None:
         """Process one message completely; never raises."""
@@ -82,7 +82,7 @@ class Pipeline:
             self.counters.stale += 1
             return []
         new_state, rule_events = engine.evaluate_sensor(
-            sensor.rules, state, reading.ts_ms, reading.value
+            sensor.rules, state, reading.ts_ms, reading.value, reading.quality
         )
         self.states[reading.sensor] = new_state
         self.counters.evaluated += 1

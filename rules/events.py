@@ -36,3 +36,6 @@ class RuleEvent:
     setpoint_label: str
     ts_ms: int
     start_ms: int
+    kind: str = "threshold"
+    window_ms: int | None = None
+    """The window the value was computed over (rate, accumulation), if any."""

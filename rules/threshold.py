@@ -1,20 +1,22 @@
-"""Multi-level threshold rule with per-level clear set-points (hysteresis) and an on-delay.
+"""Multi-level threshold rule: per-level clear set-points (hysteresis), on- and off-delay, and
+"N consecutive readings".
 
-Each level behaves like a latch: it sets when the value reaches its set-point for at least the
-on-delay, and it resets only when the value goes past its (lower, for a high alarm) clear
-set-point. The alarm level is the highest latched level, so one alarm per (sensor, rule) rises
-and falls through the levels instead of several alarms competing.
+The value itself is the signal: a level's set-point is reached when the value is at or past it
+(equality alarms), and the level is held until the value goes past its clear set-point. The
+shared latch (:mod:`rules.latch`) turns that into one alarm per (sensor, rule).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from rules.events import Change, RuleEvent
+from rules import latch
+from rules.events import RuleEvent
+from rules.latch import Delays, LatchState
 from rules.levels import Level
 
 
@@ -43,6 +45,8 @@ class ThresholdRule:
     direction: Direction
     setpoints: tuple[Setpoint, ...]
     on_delay_ms: int = 0
+    off_delay_ms: int = 0
+    consecutive: int = 1
 
     def __post_init__(self) -> None:
         if not self.setpoints:
@@ -52,9 +56,11 @@ class ThresholdRule:
         if [s.level for s in ordered] != sorted({s.level for s in ordered}):
             msg = f"rule {self.rule_id!r}: each level may appear only once"
             raise ValueError(msg)
-        if self.on_delay_ms < 0:
-            msg = f"rule {self.rule_id!r}: on-delay must not be negative"
-            raise ValueError(msg)
+        try:
+            Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
+        except ValueError as exc:
+            msg = f"rule {self.rule_id!r}: {exc}"
+            raise ValueError(msg) from None
         high = self.direction is Direction.HIGH
         for sp in ordered:
             if not (math.isfinite(sp.set) and math.isfinite(sp.clear)):
@@ -77,106 +83,89 @@ class ThresholdRule:
                 raise ValueError(msg)
         object.__setattr__(self, "setpoints", tuple(ordered))
 
+    @property
+    def delays(self) -> Delays:
+        """On-delay, off-delay and consecutive readings, for the latch."""
+        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The rule's levels as integers, ascending."""
+        return tuple(int(sp.level) for sp in self.setpoints)
+
+    @property
+    def kind(self) -> str:
+        """``threshold``."""
+        return "threshold"
+
+    def initial(self) -> LatchState:
+        """No alarm, nothing seen."""
+        return LatchState()
+
+    def evaluate(
+        self, state: LatchState, ts_ms: int, value: float, quality: int = 0
+    ) -> tuple[LatchState, RuleEvent | None]:
+        """See :func:`evaluate` (quality is not this kind's concern)."""
+        return evaluate(self, state, ts_ms, value)
+
+    def tick(self, state: LatchState, now_ms: int) -> tuple[LatchState, RuleEvent | None]:
+        """Nothing happens between readings."""
+        return state, None
+
+    def state_from_dict(self, data: dict[str, Any]) -> LatchState:
+        """Read back :meth:`LatchState.to_dict`."""
+        return LatchState.from_dict(data)
+
     def reached(self, value: float, limit: float) -> bool:
         """True when ``value`` is at or past ``limit`` on the alarm side (equality alarms)."""
         return value >= limit if self.direction is Direction.HIGH else value <= limit
 
 
-@dataclass(frozen=True, slots=True)
-class ThresholdState:
-    """Per-(sensor, rule) state: small and plain, so it serialises to a dict of ints.
-
-    ``pending`` maps a level above the current one to the time its set-point was first reached
-    in the current uninterrupted run; the level latches once that run lasts the on-delay.
-    """
-
-    level: int = 0
-    start_ms: int | None = None
-    last_ts_ms: int | None = None
-    pending: dict[int, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (string keys) for tables and files."""
-        return {
-            "level": self.level,
-            "start_ms": self.start_ms,
-            "last_ts_ms": self.last_ts_ms,
-            "pending": {str(k): v for k, v in self.pending.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ThresholdState:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            level=int(data["level"]),
-            start_ms=None if data["start_ms"] is None else int(data["start_ms"]),
-            last_ts_ms=None if data["last_ts_ms"] is None else int(data["last_ts_ms"]),
-            pending={int(k): int(v) for k, v in data["pending"].items()},
-        )
+ThresholdState = LatchState
+"""A threshold rule keeps nothing but its latch."""
 
 
-def is_stale(state: ThresholdState, ts_ms: int) -> bool:
+def is_stale(state: LatchState, ts_ms: int) -> bool:
     """A reading not newer than the last one evaluated (duplicate or out of order)."""
-    return state.last_ts_ms is not None and ts_ms <= state.last_ts_ms
+    return state.is_stale(ts_ms)
 
 
 def evaluate(
-    rule: ThresholdRule, state: ThresholdState, ts_ms: int, value: float
-) -> tuple[ThresholdState, RuleEvent | None]:
+    rule: ThresholdRule, state: LatchState, ts_ms: int, value: float
+) -> tuple[LatchState, RuleEvent | None]:
     """Apply one reading; return the new state and the transition it caused, if any.
 
-    Stale readings (see :func:`is_stale`) leave the state untouched: the alarm follows the
-    newest value, and a replayed duplicate can never raise a second alarm.
+    Stale readings (see :func:`is_stale`) and NaN leave the state untouched: the alarm follows
+    the newest value, and a replayed duplicate can never raise a second alarm.
     """
-    if is_stale(state, ts_ms) or not math.isfinite(value):
+    if state.is_stale(ts_ms) or not math.isfinite(value):
         return state, None
-    current = state.level
-    held = 0
-    pending: dict[int, int] = {}
-    confirmed = 0
-    for sp in rule.setpoints:
-        lvl = int(sp.level)
-        if lvl <= current:
-            if rule.reached(value, sp.clear):
-                held = lvl
-        elif rule.reached(value, sp.set):
-            since = state.pending.get(lvl, ts_ms)
-            pending[lvl] = since
-            if ts_ms - since >= rule.on_delay_ms:
-                confirmed = lvl
-    new_level = max(held, confirmed)
-    pending = {lvl: since for lvl, since in pending.items() if lvl > new_level}
-    start_ms = state.start_ms
-    event: RuleEvent | None = None
-    if new_level != current:
-        if current == 0:
-            start_ms = ts_ms
-        event = _transition(rule, current, new_level, value, ts_ms, start_ms)
-        if new_level == 0:
-            start_ms = None
-    return ThresholdState(new_level, start_ms, ts_ms, pending), event
+    reached = [rule.reached(value, sp.set) for sp in rule.setpoints]
+    held = [rule.reached(value, sp.clear) for sp in rule.setpoints]
+    new_state, moved = latch.step(rule.delays, rule.levels, reached, held, state, ts_ms)
+    if moved is None:
+        return new_state, None
+    return new_state, _event(rule, moved, value, ts_ms)
 
 
-def _transition(
-    rule: ThresholdRule, old: int, new: int, value: float, ts_ms: int, start_ms: int | None
-) -> RuleEvent:
+def _event(rule: ThresholdRule, moved: latch.Transition, value: float, ts_ms: int) -> RuleEvent:
     by_level = {int(sp.level): sp for sp in rule.setpoints}
-    if new > old:
-        crossed = by_level[new]
+    if moved.new > moved.old:
+        crossed = by_level[moved.new]
         setpoint, label = crossed.set, crossed.label
     else:
-        left = by_level[old]
+        left = by_level[moved.old]
         setpoint, label = left.clear, left.label
-    change = Change.RAISED if old == 0 else Change.CLEARED if new == 0 else Change.LEVEL_CHANGED
     return RuleEvent(
         rule_id=rule.rule_id,
         direction=rule.direction.value,
-        change=change,
-        level=Level(new) if new else None,
-        previous=Level(old) if old else None,
+        change=moved.change,
+        level=Level(moved.new) if moved.new else None,
+        previous=Level(moved.old) if moved.old else None,
         value=value,
         setpoint=setpoint,
         setpoint_label=label,
         ts_ms=ts_ms,
-        start_ms=start_ms if start_ms is not None else ts_ms,
+        start_ms=moved.start_ms,
+        kind="threshold",
     )

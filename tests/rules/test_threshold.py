@@ -131,7 +131,7 @@ def test_state_round_trips_through_json() -> None:
     state, _ = run(rule, [30, 60, 60])
     assert state.pending, "a pending level is part of the state"
     data = json.loads(json.dumps(engine.state_to_dict({"gas": state})))
-    assert engine.state_from_dict(data) == {"gas": state}
+    assert engine.state_from_dict([rule], data) == {"gas": state}
 
 
 @pytest.mark.parametrize(
