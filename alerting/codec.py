@@ -23,6 +23,7 @@ def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
         "sensor_id": event.sensor_id,
         "kind": event.kind,
         "rule": event.rule,
+        "rule_kind": event.rule_kind,
         "change": event.change.value,
         "level": event.level.label if event.level else None,
         "previous": event.previous.label if event.previous else None,
@@ -34,5 +35,6 @@ def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
         "ts": iso_ms(event.ts_ms),
         "ts_ms": event.ts_ms,
         "start_ms": event.start_ms,
+        "window_ms": event.window_ms,
         "message": event.message,
     }

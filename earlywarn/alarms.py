@@ -1,4 +1,4 @@
-"""Turn a rule's event into a domain :class:`AlarmEvent` with a plain Chinese message.
+"""Turn a rule's event into a domain :class:`AlarmEvent` with a plain message.
 
 The rules engine knows only rule ids and numbers; here the registry adds who and where, so the
 message reads like a duty officer would say it:
@@ -7,9 +7,10 @@ message reads like a duty officer would say it:
 
 from __future__ import annotations
 
-from earlywarn.model import AlarmEvent, Sensor, format_value
+from earlywarn.messages import Language, build_message
+from earlywarn.model import AlarmEvent, Sensor
 from earlywarn.registry import Registry
-from rules.events import Change, RuleEvent
+from rules.events import RuleEvent
 
 
 def alarm_id(sensor: Sensor, rule_id: str, start_ms: int) -> str:
@@ -17,22 +18,9 @@ def alarm_id(sensor: Sensor, rule_id: str, start_ms: int) -> str:
     return f"{sensor.uid}/{rule_id}@{start_ms}"
 
 
-def build_message(site_name: str, sensor: Sensor, event: RuleEvent) -> str:
-    """The plain Chinese sentence for an event."""
-    where = f"{site_name} {sensor.name}"
-    value = format_value(event.value, sensor.unit)
-    limit = format_value(event.setpoint, sensor.unit)
-    label = event.setpoint_label or "报警值"
-    beyond = "超过" if event.direction == "high" else "低于"
-    back = "低于" if event.direction == "high" else "高于"
-    if event.change is Change.CLEARED or event.level is None:
-        return f"{where} {value}，已{back}解除值 {limit}，恢复正常"
-    if event.change is Change.RAISED or (event.previous and event.level > event.previous):
-        return f"{where} {value}，{beyond}{label} {limit}（{event.level.zh}）"
-    return f"{where} {value}，已{back}解除值 {limit}，降为{event.level.zh}"
-
-
-def to_alarm_event(registry: Registry, sensor: Sensor, event: RuleEvent) -> AlarmEvent:
+def to_alarm_event(
+    registry: Registry, sensor: Sensor, event: RuleEvent, lang: Language = "zh"
+) -> AlarmEvent:
     """Attach the registry's names and the message to a rule event."""
     enterprise = registry.enterprises[sensor.enterprise]
     site = registry.site(sensor.enterprise, sensor.site)
@@ -48,6 +36,7 @@ def to_alarm_event(registry: Registry, sensor: Sensor, event: RuleEvent) -> Alar
         site_name=site_name,
         sensor_name=sensor.name,
         rule=event.rule_id,
+        rule_kind=event.kind,
         change=event.change,
         level=event.level,
         previous=event.previous,
@@ -57,5 +46,6 @@ def to_alarm_event(registry: Registry, sensor: Sensor, event: RuleEvent) -> Alar
         unit=sensor.unit,
         ts_ms=event.ts_ms,
         start_ms=event.start_ms,
-        message=build_message(site_name, sensor, event),
+        message=build_message(site_name, sensor, event, lang),
+        window_ms=event.window_ms,
     )

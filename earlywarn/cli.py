@@ -9,11 +9,13 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from alerting.console import ConsoleSink
 from earlywarn import __version__
+from earlywarn.messages import LANGUAGES
 from earlywarn.registry import Registry, RegistryError, load_registry
 from earlywarn.runner import EmbeddedRunner
 from earlywarn.settings import RunSettings
@@ -83,7 +85,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         try:
             return asyncio.run(
-                run_demo(registry, sys.stdout, speed=args.speed, forever=args.forever)
+                run_demo(
+                    registry,
+                    sys.stdout,
+                    speed=args.speed,
+                    forever=args.forever,
+                    language=args.lang,
+                )
             )
         except KeyboardInterrupt:
             print("\ndemo stopped", file=sys.stderr)
@@ -95,8 +103,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = _load(Path(args.registry))
     if registry is None:
         return EXIT_USAGE
-    settings = RunSettings.from_env(
-        mqtt_url=args.mqtt, client_id=args.client_id, queue_capacity=args.queue
+    settings = replace(
+        RunSettings.from_env(
+            mqtt_url=args.mqtt, client_id=args.client_id, queue_capacity=args.queue
+        ),
+        language=args.lang,
     )
     try:
         parse_mqtt_url(settings.mqtt_url)
@@ -137,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_positive, default=1.0, help="scenario seconds per real second (default 1)"
     )
     demo.add_argument("--registry", help="registry directory (default: the bundled example)")
+    demo.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="the long-running service: subscribe, evaluate, alarm")
@@ -150,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-id", help="MQTT client id of the persistent session (default earlywarn-HOSTNAME)"
     )
     run.add_argument("--queue", type=_positive_int, help="hand-off queue capacity (default 10000)")
+    run.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-registry", help="validate a registry and summarise it")

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from alerting.console import ConsoleSink
 from earlywarn.embedded_broker import EmbeddedBroker
+from earlywarn.messages import Language
 from earlywarn.model import AlarmEvent, Level, format_value
 from earlywarn.registry import Registry
 from earlywarn.runner import EmbeddedRunner
@@ -63,12 +64,15 @@ async def run_demo(
     forever: bool = False,
     duration_s: float = LENGTH_S,
     seed: int = 7,
+    language: Language = "zh",
 ) -> int:
     """Run the demo; return the process exit code."""
     logging.getLogger("earlywarn.pipeline").setLevel(logging.ERROR)
     async with EmbeddedBroker() as broker:
         recorder = _Recorder([])
-        settings = RunSettings(mqtt_url=broker.url, client_id="earlywarn-demo", keepalive_s=30)
+        settings = RunSettings(
+            mqtt_url=broker.url, client_id="earlywarn-demo", keepalive_s=30, language=language
+        )
         runner = EmbeddedRunner(registry, settings, sinks=[ConsoleSink(out), recorder])
         stop = asyncio.Event()
         serving = asyncio.create_task(runner.run(stop))

@@ -147,6 +147,7 @@ class AlarmEvent:
     site_name: str
     sensor_name: str
     rule: str
+    rule_kind: str
     change: Change
     level: Level | None
     previous: Level | None
@@ -157,3 +158,4 @@ class AlarmEvent:
     ts_ms: int
     start_ms: int
     message: str
+    window_ms: int | None = None

@@ -17,6 +17,7 @@ from alerting.sinks import AlarmSink
 from earlywarn.alarms import to_alarm_event
 from earlywarn.clock import Clock
 from earlywarn.counters import Counters
+from earlywarn.messages import Language
 from earlywarn.model import AlarmEvent, Reading
 from earlywarn.registry import Registry
 from ingest.deadletter import deadletter_payload
@@ -27,6 +28,9 @@ from ingest.topics import DEADLETTER, alarm_topic
 from rules import engine
 
 log = logging.getLogger(__name__)
+
+CLOCK_KINDS = frozenset({"offline"})
+"""Rule kinds that act on clock ticks, not only on readings."""
 
 Publish = Callable[[str, bytes, bool], None]
 """``publish(topic, payload, retain)`` with QoS 1."""
@@ -44,6 +48,7 @@ class Pipeline:
         limits: Limits | None = None,
         *,
         publish_alarms: bool = True,
+        language: Language = "zh",
     ) -> None:
         self.registry = registry
         self.clock = clock
@@ -51,9 +56,13 @@ class Pipeline:
         self.publish = publish
         self.limits = limits or Limits()
         self.publish_alarms = publish_alarms
+        self.language: Language = language
         self.counters = Counters()
         self.active = ActiveAlarms()
         self.states: dict[str, dict[str, Any]] = {}
+        self._clock_watched = [
+            s for s in registry.sensors.values() if any(r.kind in CLOCK_KINDS for r in s.rules)
+        ]
 
     def handle(self, msg: Inbound) -> None:
         """Process one message completely; never raises."""
@@ -86,9 +95,26 @@ class Pipeline:
         )
         self.states[reading.sensor] = new_state
         self.counters.evaluated += 1
-        events = [to_alarm_event(self.registry, sensor, e) for e in rule_events]
+        events = [to_alarm_event(self.registry, sensor, e, self.language) for e in rule_events]
         for event in events:
             self._emit(event)
+        return events
+
+    def tick(self, now_ms: int) -> list[AlarmEvent]:
+        """Let time pass for the sensors whose rules watch the clock (offline detection).
+
+        Runs whether or not any reading arrives, so a sensor that was never heard from, or a
+        whole feed that went silent, still raises its alarm on time.
+        """
+        events: list[AlarmEvent] = []
+        for sensor in self._clock_watched:
+            state = self.states.get(sensor.uid, {})
+            new_state, rule_events = engine.tick_sensor(sensor.rules, state, now_ms)
+            self.states[sensor.uid] = new_state
+            for rule_event in rule_events:
+                event = to_alarm_event(self.registry, sensor, rule_event, self.language)
+                self._emit(event)
+                events.append(event)
         return events
 
     def _emit(self, event: AlarmEvent) -> None:

@@ -43,6 +43,7 @@ class EmbeddedRunner:
             None,
             settings.limits,
             publish_alarms=settings.publish_alarms,
+            language=settings.language,
         )
         self.connection: MqttConnection | None = None
         self.handoff: Handoff[Inbound] | None = None
@@ -66,14 +67,26 @@ class EmbeddedRunner:
         log.info("connecting to %s as %s", self.endpoint.url, self.settings.client_id)
         connection.start()
         consumer = asyncio.create_task(self._consume(handoff, connection))
+        ticker = asyncio.create_task(self._tick())
         try:
             await stop.wait()
         finally:
+            ticker.cancel()
             handoff.close()
             await consumer
             self.counters.backpressure = handoff.backpressure
             await asyncio.to_thread(connection.stop)
         return self.counters
+
+    async def _tick(self) -> None:
+        """Clock ticks for offline detection, independent of whether readings arrive."""
+        while True:
+            await asyncio.sleep(self.settings.tick_s)
+            try:
+                self.pipeline.tick(self.pipeline.clock.now_ms())
+            except Exception:
+                # Offline detection must keep running even if one tick hit a defect.
+                log.exception("internal error during a clock tick")
 
     async def _consume(self, handoff: Handoff[Inbound], connection: MqttConnection) -> None:
         while True:

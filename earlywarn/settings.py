@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 
+from earlywarn.messages import Language
 from ingest.decode import Limits
 
 
@@ -23,6 +24,8 @@ class RunSettings:
     queue_capacity: int = 10_000
     batch_max: int = 500
     coalesce_s: float = 0.002
+    tick_s: float = 1.0
+    language: Language = "zh"
     keepalive_s: int = 30
     limits: Limits = field(default_factory=Limits)
     publish_alarms: bool = True
