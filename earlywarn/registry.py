@@ -13,11 +13,12 @@ from pathlib import Path
 
 from earlywarn.kinds import KINDS
 from earlywarn.model import Enterprise, Person, Region, Sensor, Site, sensor_uid
-from earlywarn.presets import Preset, build_rule, load_presets
+from earlywarn.presets import Preset, load_presets, resolve
+from earlywarn.rule_builders import SensorContext, build_rule
 from earlywarn.schema import FileChecker
 from earlywarn.yamlsource import Problem, YList, YMap, load_file
+from rules.base import Rule
 from rules.levels import Level
-from rules.threshold import ThresholdRule
 
 REGIONS_FILE = "regions.yaml"
 ENTERPRISE_KINDS = (
@@ -482,7 +483,8 @@ def _read_sensor(
     device = check.ident(sm, "device", what, required=False) or sid
     channel = check.ident(sm, "channel", what, required=False)
     zone = check.ident(sm, "zone", what, required=False)
-    rules: list[ThresholdRule] = []
+    rules: list[Rule] = []
+    ctx = SensorContext(unit, rng, interval)
     rlist = check.as_list(sm.get("rules", YList()), sm.line_of("rules"), f"{what}: 'rules'")
     rule_ids: set[str] = set()
     for ritem, rline in zip(rlist or [], (rlist.item_lines if rlist else []), strict=True):
@@ -490,11 +492,9 @@ def _read_sensor(
         if rm is None:
             ok = False
             continue
-        rule = build_rule(rm, presets, check, unit, what)
+        resolved = resolve(rm, presets, check, unit, what)
+        rule = build_rule(resolved[1], resolved[0], check, ctx, what) if resolved else None
         if rule is None:
-            ok = False
-            continue
-        if rng is not None and not _setpoints_in_range(rule, rng, check, rline, what):
             ok = False
             continue
         if rule.rule_id in rule_ids:
@@ -529,23 +529,6 @@ def _read_sensor(
         tuple(rules),
         zone,
     )
-
-
-def _setpoints_in_range(
-    rule: ThresholdRule, rng: tuple[float, float], check: FileChecker, line: int, what: str
-) -> bool:
-    """A set-point the instrument cannot reach would never fire: refuse it."""
-    lo, hi = rng
-    for sp in rule.setpoints:
-        if not lo <= sp.set <= hi:
-            check.error(
-                line,
-                f"{what}: rule {rule.rule_id!r} {sp.level.label} set-point "
-                f"{sp.set:g} is outside the instrument range [{lo:g}, {hi:g}] and could "
-                "never alarm",
-            )
-            return False
-    return True
 
 
 def _read_range(sm: YMap, check: FileChecker, what: str) -> tuple[float, float] | None:

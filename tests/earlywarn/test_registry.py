@@ -599,13 +599,19 @@ def test_preset_setpoint_required(tmp_path: Path) -> None:
         tmp_path, replace=("              setpoints: {orange: 16.5, red: 17.5}\n", "")
     )
 
-    only(
-        problems_of(root),
-        root / "acme.yaml",
-        line_no(ACME, "- preset: tank_level_high"),
+    problems = problems_of(root)
+    line = line_no(ACME, "- preset: tank_level_high")
+    file = root / "acme.yaml"
+    # Both missing set-points are reported, at the sensor's preset line where they belong.
+    expect(
+        problems,
+        file,
+        line,
         "sensor T1-LT: rule 'tank_level_high' needs a set-point for orange (高限)",
-        "under 'setpoints'",
+        "give it under 'setpoints'",
     )
+    expect(problems, file, line, "needs a set-point for red (高高限)")
+    assert len(problems) == 2
 
 
 def test_unit_not_allowed_for_kind(tmp_path: Path) -> None:
