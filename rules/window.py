@@ -1,0 +1,116 @@
+"""Sliding sample windows shared by the kinds that judge recent readings, not just the last.
+
+A window is a tuple of ``(ts_ms, value)`` samples, oldest first, with strictly increasing
+timestamps (rules drop stale readings before they get here). :func:`admit` adds a reading and
+forgets what fell out of the window; :func:`fit` gives the least-squares trend line. The
+helpers are pure and keep nothing of their own, so a rule's state stays one frozen value.
+
+A window covers ``[ts - window_ms, ts]`` of its newest reading: both ends included, so readings
+every 5 minutes put 13 samples in a 1 h window and the fit spans the full hour.
+
+Memory is bounded: a window keeps at most ``max_samples`` (default :data:`MAX_SAMPLES`). When
+readings come faster than ``window_ms / (max_samples - 2)`` apart, the newest sample is
+provisional: a reading that follows it within that spacing replaces it, so the kept samples are
+evenly spread over the window (one every spacing, plus the newest) instead of crowding its
+newest end. Slower sensors keep every reading.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAX_SAMPLES = 512
+"""Default cap on the samples one window keeps (about 15 KB of JSON at most)."""
+
+HOUR_MS = 3_600_000
+"""Milliseconds in an hour: trends are given per hour."""
+
+Sample = tuple[int, float]
+"""One reading: timestamp (ms since the epoch, UTC) and value."""
+
+Samples = tuple[Sample, ...]
+"""A window's samples, oldest first, timestamps strictly increasing."""
+
+
+def admit(
+    samples: Samples, ts_ms: int, value: float, window_ms: int, max_samples: int = MAX_SAMPLES
+) -> Samples:
+    """Add a reading newer than every sample; drop samples older than ``ts_ms - window_ms``.
+
+    At most ``max_samples`` are kept (see the module notes on thinning).
+    """
+    if max_samples < 3:  # the oldest, one spaced sample, the newest
+        msg = "a window must keep at least 3 samples"
+        raise ValueError(msg)
+    first = bisect.bisect_left(samples, ts_ms - window_ms, key=lambda s: s[0])
+    kept = list(samples[first:])
+    spacing = -(-window_ms // (max_samples - 2))  # ceiling
+    if len(kept) >= 2 and kept[-1][0] - kept[-2][0] < spacing:
+        kept[-1] = (ts_ms, value)
+    else:
+        kept.append((ts_ms, value))
+    return tuple(kept[-max_samples:])
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A least-squares trend line through a window's samples."""
+
+    slope_per_hour: float
+    """Change of the value per hour."""
+    latest: float
+    """The line's value at the newest sample's time (the smoothed current value)."""
+    points: int
+    """How many samples the line was fitted to."""
+
+
+def fit(samples: Sequence[Sample]) -> Fit | None:
+    """Fit ``value = a + b·t`` by least squares; ``None`` with fewer than two samples.
+
+    Timestamps are taken relative to the newest sample (exact integers) and both time and value
+    are centred on their means before the sums, so the slope keeps its precision at epoch
+    timestamps and large offsets (a water level of 1 203.47 m moving by centimetres).
+    """
+    n = len(samples)
+    if n < 2:
+        return None
+    newest = samples[-1][0]
+    offsets = [ts - newest for ts, _ in samples]
+    t_mean = sum(offsets) / n
+    v_mean = math.fsum(v for _, v in samples) / n
+    dts = [t - t_mean for t in offsets]
+    sxx = math.fsum(d * d for d in dts)
+    sxy = math.fsum(d * (v - v_mean) for d, (_, v) in zip(dts, samples, strict=True))
+    if sxx <= 0:
+        return None
+    slope_per_ms = sxy / sxx
+    return Fit(
+        slope_per_hour=sxy * HOUR_MS / sxx,
+        latest=v_mean + slope_per_ms * (0 - t_mean),
+        points=n,
+    )
+
+
+def significant(value: float, digits: int = 12) -> float:
+    """``value`` rounded to ``digits`` significant digits (infinities unchanged).
+
+    Signals computed from readings (a slope, minutes to a target) are rounded so an exactly
+    linear series meets a set-point equal to its slope despite binary rounding.
+    """
+    if not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def samples_to_list(samples: Iterable[Sample]) -> list[list[Any]]:
+    """Plain JSON-able ``[[ts_ms, value], …]``."""
+    return [[ts, v] for ts, v in samples]
+
+
+def samples_from_list(data: Iterable[Sequence[Any]]) -> Samples:
+    """Inverse of :func:`samples_to_list`."""
+    return tuple((int(ts), float(v)) for ts, v in data)
