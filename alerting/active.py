@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from alerting.codec import event_to_dict
+from alerting.codec import event_to_dict, finite
 from earlywarn.model import AlarmEvent
 
 
@@ -54,8 +54,8 @@ class ActiveAlarms:
                     "alarm_id": a.alarm_id,
                     "rule": a.rule,
                     "level": a.level.label if a.level else None,
-                    "value": a.value,
-                    "setpoint": a.setpoint,
+                    "value": finite(a.value),
+                    "setpoint": finite(a.setpoint),
                     "start_ms": a.start_ms,
                     "message": a.message,
                 }
@@ -63,4 +63,4 @@ class ActiveAlarms:
             ],
             "event": event_to_dict(event),
         }
-        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")

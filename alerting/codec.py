@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,12 @@ from earlywarn.model import AlarmEvent
 def iso_ms(ts_ms: int) -> str:
     """Epoch ms as ISO-8601 UTC with milliseconds."""
     return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def finite(value: float) -> float | None:
+    """``None`` for NaN and infinities, which JSON cannot carry (an out-of-range event may
+    report the invalid reading that raised it)."""
+    return value if math.isfinite(value) else None
 
 
 def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
@@ -28,8 +35,8 @@ def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
         "level": event.level.label if event.level else None,
         "previous": event.previous.label if event.previous else None,
         "state": "active" if event.level else "cleared",
-        "value": event.value,
-        "setpoint": event.setpoint,
+        "value": finite(event.value),
+        "setpoint": finite(event.setpoint),
         "setpoint_label": event.setpoint_label,
         "unit": event.unit,
         "ts": iso_ms(event.ts_ms),

@@ -57,6 +57,8 @@ def cmd_check_registry(args: argparse.Namespace) -> int:
     for kind, count in s.sensors_by_kind.items():
         print(f"    {kind:<16}{count:>6}")
     print(f"  {'rules':<18}{s.rules:>6}")
+    for kind, count in s.rules_by_kind.items():
+        print(f"    {kind:<16}{count:>6}")
     print(f"  {'people':<18}{s.people:>6}")
     print(f"  {'regions':<18}{s.regions:>6}")
     print()

@@ -14,7 +14,7 @@ from pathlib import Path
 from earlywarn.kinds import KINDS
 from earlywarn.model import Enterprise, Person, Region, Sensor, Site, sensor_uid
 from earlywarn.presets import Preset, load_presets, resolve
-from earlywarn.rule_builders import SensorContext, build_rule
+from earlywarn.rule_builders import SensorContext, build_rule, implicit_rules
 from earlywarn.schema import FileChecker
 from earlywarn.yamlsource import Problem, YList, YMap, load_file
 from rules.base import Rule
@@ -71,6 +71,9 @@ class Registry:
             sensors=len(self.sensors),
             sensors_by_kind=dict(sorted(kinds.items())),
             rules=sum(len(s.rules) for s in self.sensors.values()),
+            rules_by_kind=dict(
+                sorted(Counter(r.kind for s in self.sensors.values() for r in s.rules).items())
+            ),
             people=len(self.people),
             regions=len(self.regions),
         )
@@ -87,6 +90,7 @@ class RegistrySummary:
     rules: int
     people: int
     regions: int
+    rules_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 def load_registry(path: Path | str) -> Registry:
@@ -384,6 +388,8 @@ _SENSOR_KEYS = (
     "channel",
     "rules",
     "zone",
+    "offline",
+    "out_of_range",
 )
 
 
@@ -502,6 +508,19 @@ def _read_sensor(
             ok = False
             continue
         rule_ids.add(rule.rule_id)
+        rules.append(rule)
+    implicit = implicit_rules(sm, check, ctx, what, {r.kind for r in rules})
+    if implicit is None:
+        ok = False
+    for rule in implicit or []:
+        if rule.rule_id in rule_ids:
+            check.error(
+                sm.line,
+                f"{what}: a rule is called {rule.rule_id!r}, the id of the "
+                f"implicit {rule.kind} rule; rename it or set '{rule.kind}: false'",
+            )
+            ok = False
+            continue
         rules.append(rule)
     if (
         not ok

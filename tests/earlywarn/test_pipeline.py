@@ -122,3 +122,23 @@ def test_an_internal_error_is_dead_lettered_not_raised(
     assert [d["reason"] for t, d, _ in rec.published if t == "ew/v1/deadletter"] == [
         "internal_error"
     ]
+
+
+def test_clock_ticks_raise_offline_for_sensors_never_heard_and_a_reading_clears(
+    registry: Registry, rec: Recorder
+) -> None:
+    clock = ManualClock(NOW)
+    pipeline = Pipeline(registry, clock, [rec], rec.publish)
+    assert pipeline.tick(NOW) == []  # the watch starts
+    assert pipeline.tick(NOW + 14_999) == []
+    raised = pipeline.tick(NOW + 15_000)  # 3 x the gas detectors' 5 s interval
+    gas_sensors = {s.uid for s in registry.sensors.values() if s.interval_s == 5}
+    assert {e.sensor for e in raised} == gas_sensors
+    assert all(e.rule == "offline" and e.level is Level.YELLOW for e in raised)
+    assert "没有数据" in raised[0].message
+
+    clock.set(NOW + 16_000)
+    pipeline.handle(msg(GAS, {"v": 1}, 16_000))
+    cleared = [e for e in rec.events if e.sensor.endswith("r-03/G1") and e.rule == "offline"]
+    assert [e.change for e in cleared] == [Change.RAISED, Change.CLEARED]
+    assert pipeline.tick(NOW + 17_000) == [], "nothing new: the others are still offline"

@@ -231,9 +231,10 @@ def test_inline_registry_loads(tmp_path: Path) -> None:
             "temperature": 1,
             "toxic_gas": 1,
         },
-        rules=4,
+        rules=12,  # 4 configured + the implicit offline and out_of_range of 4 sensors
         people=5,
         regions=2,
+        rules_by_kind={"offline": 4, "out_of_range": 4, "threshold": 4},
     )
     acme = registry.enterprises["acme"]
     assert acme.region == "town"
