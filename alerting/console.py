@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from typing import TextIO
 
-from earlywarn.model import AlarmEvent, Change, Level, format_value
+from earlywarn.model import AlarmEvent, Change, Level, format_value, signal_unit
 
 _COLOURS = {
     Level.BLUE: "\033[94m",
@@ -37,10 +37,11 @@ def format_event(event: AlarmEvent, *, colour: bool = False) -> str:
         tint = _COLOURS[event.level] if event.level else _GREEN
         tag = f"{tint}{tag}{_RESET}"
     label = f" {event.setpoint_label}" if event.setpoint_label else ""
+    unit = signal_unit(event.rule_kind, event.unit)
     return (
         f"{when}  {tag} {arrow}  {event.enterprise_name} | {event.site_name} | "
-        f"{event.sensor_id}  value {format_value(event.value, event.unit)}  set-point "
-        f"{format_value(event.setpoint, event.unit)}{label}  — {event.message}"
+        f"{event.sensor_id}  {event.rule}  value {format_value(event.value, unit)}  set-point "
+        f"{format_value(event.setpoint, unit)}{label}  — {event.message}"
     )
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from alerting.console import ConsoleSink
 from earlywarn import __version__
+from earlywarn.backtest import run_backtest
+from earlywarn.durations import parse_seconds
 from earlywarn.messages import LANGUAGES
 from earlywarn.registry import Registry, RegistryError, load_registry
 from earlywarn.runner import EmbeddedRunner
@@ -132,6 +134,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Run recorded readings through the rules on a simulated clock."""
+    registry = _load(Path(args.registry))
+    if registry is None:
+        return EXIT_USAGE
+    path = Path(args.input)
+    if not path.is_file():
+        print(f"earlywarn backtest: input file {path} not found", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_backtest(
+        registry,
+        path,
+        sys.stdout,
+        sys.stderr,
+        fmt=args.format,
+        tick_ms=round(args.tick * 1000),
+        language=args.lang,
+    )
+    if result.readings == 0:
+        print(f"earlywarn backtest: no usable reading in {path}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -167,10 +193,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
     run.set_defaults(func=cmd_run)
 
+    backtest = sub.add_parser("backtest", help="run recorded readings through the rules")
+    backtest.add_argument("--registry", required=True, help="registry directory")
+    backtest.add_argument(
+        "--input",
+        required=True,
+        help="CSV with a sensor,ts,value header, or JSON lines with those keys",
+    )
+    backtest.add_argument(
+        "--format",
+        choices=("table", "jsonl"),
+        default="table",
+        help="events as console lines (default) or JSON lines",
+    )
+    backtest.add_argument(
+        "--tick",
+        type=_duration,
+        default=10.0,
+        help="simulated clock tick for offline rules (default 10s)",
+    )
+    backtest.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
+    backtest.set_defaults(func=cmd_backtest)
+
     check = sub.add_parser("check-registry", help="validate a registry and summarise it")
     check.add_argument("registry", help="registry directory")
     check.set_defaults(func=cmd_check_registry)
     return parser
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        msg = f"must be a positive duration, got {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
 
 
 def _positive_int(text: str) -> int:

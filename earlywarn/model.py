@@ -24,6 +24,7 @@ __all__ = [
     "Site",
     "format_value",
     "sensor_uid",
+    "signal_unit",
 ]
 
 _DECIMALS = {"m": 2, "MPa": 3}
@@ -32,6 +33,11 @@ _DECIMALS = {"m": 2, "MPa": 3}
 def format_value(value: float, unit: str) -> str:
     """A value with its unit at a precision that suits the unit (``17.62 m``, ``26.0 %LEL``)."""
     return f"{value:.{_DECIMALS.get(unit, 1)}f} {unit}"
+
+
+def signal_unit(rule_kind: str, unit: str) -> str:
+    """The unit of what a rule kind judges: the sensor's unit, or a rate, minutes, seconds."""
+    return {"rate": f"{unit}/h", "projection": "min", "offline": "s"}.get(rule_kind, unit)
 
 
 def sensor_uid(enterprise: str, site: str, sensor: str) -> str:

@@ -64,6 +64,11 @@ class Pipeline:
             s for s in registry.sensors.values() if any(r.kind in CLOCK_KINDS for r in s.rules)
         ]
 
+    def watch_only(self, sensors: set[str]) -> None:
+        """Limit clock-driven rules to these sensors (a backtest of a partial recording must
+        not call every other registered sensor offline)."""
+        self._clock_watched = [s for s in self._clock_watched if s.uid in sensors]
+
     def handle(self, msg: Inbound) -> None:
         """Process one message completely; never raises."""
         self.counters.received += 1
