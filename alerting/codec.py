@@ -44,4 +44,5 @@ def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
         "start_ms": event.start_ms,
         "window_ms": event.window_ms,
         "message": event.message,
+        "flapping": event.flapping,
     }

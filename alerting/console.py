@@ -1,6 +1,7 @@
 """The console sink: one line per alarm event, for the demo, ``run`` and the duty room log.
 
-Each line carries time, level, enterprise, site, sensor, value, set-point and the message.
+Each line carries time, level, enterprise, site, sensor, value, set-point and the message, and
+ends with ``(flapping: notifications held)`` while the alarm is chattering.
 Colours only when writing to a terminal, so logs and pipes stay plain text.
 """
 
@@ -21,6 +22,8 @@ _COLOURS = {
 _GREEN = "\033[92m"
 _RESET = "\033[0m"
 _ARROWS = {Change.RAISED: "▲ raised ", Change.CLEARED: "✔ cleared"}
+FLAPPING_NOTE = "(flapping: notifications held)"
+"""Appended to the line of an event whose alarm is flapping."""
 
 
 def format_event(event: AlarmEvent, *, colour: bool = False) -> str:
@@ -38,10 +41,11 @@ def format_event(event: AlarmEvent, *, colour: bool = False) -> str:
         tag = f"{tint}{tag}{_RESET}"
     label = f" {event.setpoint_label}" if event.setpoint_label else ""
     unit = signal_unit(event.rule_kind, event.unit)
+    flapping = f"  {FLAPPING_NOTE}" if event.flapping else ""
     return (
         f"{when}  {tag} {arrow}  {event.enterprise_name} | {event.site_name} | "
         f"{event.sensor_id}  {event.rule}  value {format_value(event.value, unit)}  set-point "
-        f"{format_value(event.setpoint, unit)}{label}  — {event.message}"
+        f"{format_value(event.setpoint, unit)}{label}  — {event.message}{flapping}"
     )
 
 

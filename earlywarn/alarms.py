@@ -48,4 +48,5 @@ def to_alarm_event(
         start_ms=event.start_ms,
         message=build_message(site_name, sensor, event, lang),
         window_ms=event.window_ms,
+        flapping=event.flapping,
     )

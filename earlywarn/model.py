@@ -140,7 +140,9 @@ class AlarmEvent:
     """A transition of one alarm, as routed, printed, published and stored.
 
     An alarm is identified by (sensor, rule) and its start: ``alarm_id`` is stable for every
-    event of one occurrence and new after the alarm cleared and came back.
+    event of one occurrence and new after the alarm cleared and came back. ``flapping``: the
+    alarm is chattering (its level changed too often lately, see :mod:`rules.latch`), and
+    re-notification should be held back until it settles.
     """
 
     alarm_id: str
@@ -165,3 +167,4 @@ class AlarmEvent:
     start_ms: int
     message: str
     window_ms: int | None = None
+    flapping: bool = False

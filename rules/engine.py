@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rules.base import Rule
-from rules.events import RuleEvent
+from rules.events import RuleEvent, with_flapping
 
 SensorState = Mapping[str, Any]
 """Rule id → that rule's state; a sensor's complete rule state."""
@@ -23,7 +23,9 @@ def evaluate_sensor(
         new, event = rule.evaluate(rule.initial() if old is None else old, ts_ms, value, quality)
         new_state[rule.rule_id] = new
         if event is not None:
-            events.append(event)
+            # The latch knows whether this alarm is chattering; the event carries it so that
+            # alerting can hold back re-notification until it settles.
+            events.append(with_flapping(event, new.latch.flapping))
     return new_state, events
 
 
@@ -38,7 +40,9 @@ def tick_sensor(
         new, event = rule.tick(rule.initial() if old is None else old, now_ms)
         new_state[rule.rule_id] = new
         if event is not None:
-            events.append(event)
+            # The latch knows whether this alarm is chattering; the event carries it so that
+            # alerting can hold back re-notification until it settles.
+            events.append(with_flapping(event, new.latch.flapping))
     return new_state, events
 
 

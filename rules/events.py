@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from rules.levels import Level
@@ -24,6 +24,9 @@ class RuleEvent:
     ``setpoint`` is the set-point crossed: the set value of the new level when the level rises,
     the clear value of the level left when it falls or clears. ``start_ms`` is when the alarm
     first became active, so every event of one alarm carries the same start.
+    ``flapping`` says the alarm is chattering (see :mod:`rules.latch`): its level has changed
+    too often over the last evaluations, and re-notification should wait until it settles. The
+    flag turning on or off is not an event by itself; the next transition carries it.
     """
 
     rule_id: str
@@ -39,3 +42,11 @@ class RuleEvent:
     kind: str = "threshold"
     window_ms: int | None = None
     """The window the value was computed over (rate, accumulation), if any."""
+    flapping: bool = False
+    """The latch's flapping flag after this transition."""
+
+
+def with_flapping(event: RuleEvent, flapping: bool) -> RuleEvent:
+    """``event`` with its ``flapping`` flag set (the engine passes the new state's
+    ``latch.flapping``; kinds build events without it)."""
+    return event if event.flapping == flapping else replace(event, flapping=flapping)
