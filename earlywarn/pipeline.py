@@ -18,14 +18,16 @@ from earlywarn.alarms import to_alarm_event
 from earlywarn.clock import Clock
 from earlywarn.counters import Counters
 from earlywarn.messages import Language
-from earlywarn.model import AlarmEvent, Reading
+from earlywarn.model import AlarmEvent, Reading, Sensor
 from earlywarn.registry import Registry
+from earlywarn.zones import to_zone_alarm_event
 from ingest.deadletter import deadletter_payload
 from ingest.decode import Limits, Rejection, decode_reading_message
 from ingest.mqtt import Inbound
 from ingest.reasons import Reason
 from ingest.topics import DEADLETTER, alarm_topic
-from rules import engine
+from rules import composite, engine
+from rules.composite import CompositeState
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class Pipeline:
         self.counters = Counters()
         self.active = ActiveAlarms()
         self.states: dict[str, dict[str, Any]] = {}
+        self.zone_states: dict[str, dict[str, CompositeState]] = {}
+        """Zone uid → composite rule id → state, like :attr:`states` for sensors."""
         self._clock_watched = [
             s for s in registry.sensors.values() if any(r.kind in CLOCK_KINDS for r in s.rules)
         ]
@@ -103,6 +107,7 @@ class Pipeline:
         events = [to_alarm_event(self.registry, sensor, e, self.language) for e in rule_events]
         for event in events:
             self._emit(event)
+        events.extend(self._feed_zones(sensor, reading.ts_ms))
         return events
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
@@ -120,7 +125,41 @@ class Pipeline:
                 event = to_alarm_event(self.registry, sensor, rule_event, self.language)
                 self._emit(event)
                 events.append(event)
+            if rule_events:
+                events.extend(self._feed_zones(sensor, now_ms))
         return events
+
+    def _feed_zones(self, sensor: Sensor, ts_ms: int) -> list[AlarmEvent]:
+        """Tell each zone of ``sensor`` the sensor's current level; emit the zone events.
+
+        Called after every evaluated reading of a member (not only when its level changed), so
+        a composite rule's on- and off-delays run on the members' readings.
+        """
+        events: list[AlarmEvent] = []
+        for zone in self.registry.zones_of(sensor.uid):
+            states = self.zone_states.setdefault(zone.uid, {})
+            for rule in zone.rules:
+                level = self._member_level(sensor.uid, rule.member_rule)
+                old = states.get(rule.rule_id)
+                new, rule_event = composite.update(
+                    rule, rule.initial() if old is None else old, sensor.uid, level, ts_ms
+                )
+                states[rule.rule_id] = new
+                if rule_event is not None:
+                    event = to_zone_alarm_event(
+                        self.registry, zone, rule, rule_event, self.language
+                    )
+                    self._emit(event)
+                    events.append(event)
+        return events
+
+    def _member_level(self, sensor: str, member_rule: str | None) -> int:
+        """A sensor's highest active alarm level (0: none), over one rule or all of them."""
+        state = self.states.get(sensor, {})
+        if member_rule is not None:
+            rule_state = state.get(member_rule)
+            return 0 if rule_state is None else int(rule_state.latch.level)
+        return max((int(s.latch.level) for s in state.values()), default=0)
 
     def _emit(self, event: AlarmEvent) -> None:
         self.counters.alarms[event.level.label if event.level else "cleared"] += 1

@@ -17,6 +17,7 @@ from earlywarn.presets import Preset, load_presets, resolve
 from earlywarn.rule_builders import SensorContext, build_rule, implicit_rules
 from earlywarn.schema import FileChecker
 from earlywarn.yamlsource import Problem, YList, YMap, load_file
+from earlywarn.zones import Zone, declared_sensors, read_zones
 from rules.base import Rule
 from rules.levels import Level
 
@@ -51,6 +52,9 @@ class Registry:
     presets: dict[str, Preset] = field(repr=False)
     _by_device: dict[tuple[str, str, str, str | None], Sensor] = field(repr=False)
     _sites: dict[tuple[str, str], Site] = field(repr=False)
+    zones: dict[str, Zone] = field(default_factory=dict)
+    """Zones by uid (``enterprise/site/zone``), in file order."""
+    _zones_by_sensor: dict[str, tuple[Zone, ...]] = field(default_factory=dict, repr=False)
 
     def resolve(
         self, enterprise: str, site: str, device: str, channel: str | None
@@ -62,20 +66,25 @@ class Registry:
         """A site by ids."""
         return self._sites.get((enterprise, site))
 
+    def zones_of(self, sensor: str) -> tuple[Zone, ...]:
+        """The zones a sensor (by uid) is a member of; usually none or one."""
+        return self._zones_by_sensor.get(sensor, ())
+
     def summary(self) -> RegistrySummary:
         """Counts for the ``check-registry`` table."""
         kinds = Counter(s.kind for s in self.sensors.values())
+        rule_kinds = Counter(r.kind for s in self.sensors.values() for r in s.rules)
+        rule_kinds.update(r.kind for z in self.zones.values() for r in z.rules)
         return RegistrySummary(
             enterprises=len(self.enterprises),
             sites=sum(len(e.sites) for e in self.enterprises.values()),
             sensors=len(self.sensors),
             sensors_by_kind=dict(sorted(kinds.items())),
-            rules=sum(len(s.rules) for s in self.sensors.values()),
-            rules_by_kind=dict(
-                sorted(Counter(r.kind for s in self.sensors.values() for r in s.rules).items())
-            ),
+            rules=rule_kinds.total(),
+            rules_by_kind=dict(sorted(rule_kinds.items())),
             people=len(self.people),
             regions=len(self.regions),
+            zones=len(self.zones),
         )
 
 
@@ -91,6 +100,7 @@ class RegistrySummary:
     people: int
     regions: int
     rules_by_kind: dict[str, int] = field(default_factory=dict)
+    zones: int = 0
 
 
 def load_registry(path: Path | str) -> Registry:
@@ -110,11 +120,12 @@ def load_registry(path: Path | str) -> Registry:
         problems.append(Problem(str(regions_path), 0, "the regions file is missing"))
     enterprises: dict[str, Enterprise] = {}
     ent_where: dict[str, str] = {}
+    zones: list[Zone] = []
     files = sorted(p for p in root.glob("*.yaml") if p.name != REGIONS_FILE)
     if not files:
         problems.append(Problem(str(root), 0, "no enterprise files (*.yaml) in the registry"))
     for file in files:
-        ent = _read_enterprise(file, problems, presets, regions, people, person_where)
+        ent = _read_enterprise(file, problems, presets, regions, people, person_where, zones)
         if ent is None:
             continue
         if ent.id in enterprises:
@@ -138,7 +149,23 @@ def load_registry(path: Path | str) -> Registry:
                 sensors[sensor.uid] = sensor
                 by_device[(ent.id, site.id, sensor.device, sensor.channel)] = sensor
     sites = {(e.id, s.id): s for e in enterprises.values() for s in e.sites}
-    return Registry(root, enterprises, regions, people, sensors, presets, by_device, sites)
+    zones_by_uid = {z.uid: z for z in zones}
+    by_sensor: dict[str, list[Zone]] = {}
+    for zone in zones:
+        for member in zone.members:
+            by_sensor.setdefault(member, []).append(zone)
+    return Registry(
+        root,
+        enterprises,
+        regions,
+        people,
+        sensors,
+        presets,
+        by_device,
+        sites,
+        zones_by_uid,
+        {uid: tuple(zs) for uid, zs in by_sensor.items()},
+    )
 
 
 def _declared_ids(items: YList | None) -> set[str]:
@@ -276,7 +303,9 @@ def _read_enterprise(
     regions: dict[str, Region],
     people: dict[str, Person],
     where: dict[str, str],
+    zones: list[Zone],
 ) -> Enterprise | None:
+    """Read one enterprise file; its sites' zones are appended to ``zones``."""
     check = FileChecker(str(path), problems)
     top = _top_mapping(path, check, "an enterprise file")
     if top is None:
@@ -315,7 +344,7 @@ def _read_enterprise(
     slist = check.as_list(em.get("sites"), em.line_of("sites"), f"{what}: 'sites'")
     site_ids: dict[str, int] = {}
     for sitem, sline in zip(slist or [], (slist.item_lines if slist else []), strict=True):
-        site = _read_site(sitem, sline, check, eid or "?", presets)
+        site = _read_site(sitem, sline, check, eid or "?", presets, zones)
         if site is None:
             continue
         if site.id in site_ids:
@@ -394,12 +423,17 @@ _SENSOR_KEYS = (
 
 
 def _read_site(
-    item: object, line: int, check: FileChecker, eid: str, presets: dict[str, Preset]
+    item: object,
+    line: int,
+    check: FileChecker,
+    eid: str,
+    presets: dict[str, Preset],
+    zones: list[Zone],
 ) -> Site | None:
     sm = check.as_map(item, line, "a site")
     if sm is None:
         return None
-    check.known_keys(sm, ("id", "name", "address", "location", "sensors"), "a site")
+    check.known_keys(sm, ("id", "name", "address", "location", "sensors", "zones"), "a site")
     sid = check.ident(sm, "id", "a site")
     what = f"site {sid or '?'}"
     name = check.text(sm, "name", what)
@@ -451,8 +485,10 @@ def _read_site(
                 "single-value sensor and with channels",
             )
             break
+    site_zones = read_zones(sm, check, eid, sid or "?", sensors, declared_sensors(slist))
     if sid is None or name is None:
         return None
+    zones.extend(site_zones)
     return Site(sid, eid, name, address, location, tuple(sensors))
 
 
