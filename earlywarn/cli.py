@@ -61,6 +61,7 @@ def cmd_check_registry(args: argparse.Namespace) -> int:
     print(f"  {'rules':<18}{s.rules:>6}")
     for kind, count in s.rules_by_kind.items():
         print(f"    {kind:<16}{count:>6}")
+    print(f"  {'zones':<18}{s.zones:>6}")
     print(f"  {'people':<18}{s.people:>6}")
     print(f"  {'regions':<18}{s.regions:>6}")
     print()

@@ -27,7 +27,7 @@ __all__ = [
     "signal_unit",
 ]
 
-_DECIMALS = {"m": 2, "MPa": 3}
+_DECIMALS = {"m": 2, "MPa": 3, "个": 0}
 
 
 def format_value(value: float, unit: str) -> str:
