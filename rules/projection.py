@@ -32,10 +32,9 @@ from typing import Any
 
 from rules import latch, window
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState
+from rules.latch import LatchState
 from rules.levels import Level
-from rules.setpoints import check_delays, ordered_setpoints
-from rules.threshold import Direction, Setpoint
+from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
 MAX_MINUTES = 7 * 24 * 60.0
 """One week: the furthest a projection looks; set-points must lie within it."""
@@ -62,7 +61,7 @@ class ProjectionState:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectionRule:
+class ProjectionRule(Banded):
     """A time-to-target rule; set-points are minutes, checked when constructed."""
 
     rule_id: str
@@ -106,16 +105,6 @@ class ProjectionRule:
                 )
                 raise ValueError(msg)
         object.__setattr__(self, "setpoints", ordered)
-
-    @property
-    def delays(self) -> Delays:
-        """On-delay, off-delay and consecutive readings, for the latch."""
-        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
-
-    @property
-    def levels(self) -> tuple[int, ...]:
-        """The rule's levels as integers, ascending."""
-        return tuple(int(sp.level) for sp in self.setpoints)
 
     @property
     def kind(self) -> str:

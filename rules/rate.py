@@ -24,10 +24,9 @@ from typing import Any
 
 from rules import latch, window
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState
+from rules.latch import LatchState
 from rules.levels import Level
-from rules.setpoints import check_delays, ordered_setpoints
-from rules.threshold import Direction, Setpoint
+from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ class RateState:
 
 
 @dataclass(frozen=True, slots=True)
-class RateRule:
+class RateRule(Banded):
     """A rate-of-change rule; set-points (units per hour) are checked when constructed."""
 
     rule_id: str
@@ -96,16 +95,6 @@ class RateRule:
         object.__setattr__(self, "setpoints", ordered)
 
     @property
-    def delays(self) -> Delays:
-        """On-delay, off-delay and consecutive readings, for the latch."""
-        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
-
-    @property
-    def levels(self) -> tuple[int, ...]:
-        """The rule's levels as integers, ascending."""
-        return tuple(int(sp.level) for sp in self.setpoints)
-
-    @property
     def kind(self) -> str:
         """``rate``."""
         return "rate"
@@ -127,10 +116,6 @@ class RateRule:
     def state_from_dict(self, data: dict[str, Any]) -> RateState:
         """Read back :meth:`RateState.to_dict`."""
         return RateState.from_dict(data)
-
-    def reached(self, slope: float, limit: float) -> bool:
-        """True when ``slope`` is at or past ``limit`` on the alarm side (equality alarms)."""
-        return slope >= limit if self.direction is Direction.HIGH else slope <= limit
 
 
 def slope(rule: RateRule, samples: Sequence[window.Sample]) -> float | None:

@@ -1,8 +1,7 @@
-"""Checks shared by the kinds whose levels are :class:`~rules.threshold.Setpoint` lists on a
-derived signal (a rate of change, minutes to a target).
+"""Set-point bands shared by the kinds whose levels are set/clear pairs on a signal: the value
+(threshold), a rate of change, minutes to a target.
 
-The words match the threshold rule's, so a registry author reads the same message whatever the
-kind; :mod:`rules.threshold` keeps its own copy of the checks unchanged.
+One set of checks, so a registry author reads the same message whatever the kind.
 """
 
 from __future__ import annotations
@@ -10,9 +9,57 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 
 from rules.latch import Delays
-from rules.threshold import Setpoint
+from rules.levels import Level
+
+
+class Direction(StrEnum):
+    """``high`` alarms when the signal rises to a set-point; ``low`` when it falls to it."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
+@dataclass(frozen=True, slots=True)
+class Setpoint:
+    """One level of a rule: alarm at ``set``, return to normal past ``clear``."""
+
+    level: Level
+    set: float
+    clear: float
+    label: str = ""
+
+
+class Banded:
+    """What rules with a ``setpoints`` band per level share: their delays and levels.
+
+    A mixin for frozen dataclasses that declare ``setpoints``, ``on_delay_ms``,
+    ``off_delay_ms`` and ``consecutive``.
+    """
+
+    __slots__ = ()
+    direction: Direction
+    setpoints: tuple[Setpoint, ...]
+    on_delay_ms: int
+    off_delay_ms: int
+    consecutive: int
+
+    @property
+    def delays(self) -> Delays:
+        """On-delay, off-delay and consecutive readings, for the latch."""
+        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The rule's levels as integers, ascending."""
+        return tuple(int(sp.level) for sp in self.setpoints)
+
+    def reached(self, signal: float, limit: float) -> bool:
+        """True when ``signal`` is at or past ``limit`` on the alarm side (equality alarms)."""
+        return signal >= limit if self.direction is Direction.HIGH else signal <= limit
 
 
 def check_delays(rule_id: str, on_delay_ms: int, off_delay_ms: int, consecutive: int) -> None:

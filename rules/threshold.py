@@ -8,37 +8,21 @@ shared latch (:mod:`rules.latch`) turns that into one alarm per (sensor, rule).
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from rules import latch
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState
+from rules.latch import LatchState
 from rules.levels import Level
+from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
-
-class Direction(StrEnum):
-    """``high`` alarms when the value rises to a set-point; ``low`` when it falls to it."""
-
-    HIGH = "high"
-    LOW = "low"
+__all__ = ["Direction", "Setpoint", "ThresholdRule", "ThresholdState", "evaluate", "is_stale"]
 
 
 @dataclass(frozen=True, slots=True)
-class Setpoint:
-    """One level of a threshold rule: alarm at ``set``, return to normal past ``clear``."""
-
-    level: Level
-    set: float
-    clear: float
-    label: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdRule:
+class ThresholdRule(Banded):
     """A threshold rule; set-points are checked for order and hysteresis when constructed."""
 
     rule_id: str
@@ -49,49 +33,17 @@ class ThresholdRule:
     consecutive: int = 1
 
     def __post_init__(self) -> None:
-        if not self.setpoints:
-            msg = f"rule {self.rule_id!r}: a threshold rule needs at least one level"
-            raise ValueError(msg)
-        ordered = sorted(self.setpoints, key=lambda s: s.level)
-        if [s.level for s in ordered] != sorted({s.level for s in ordered}):
-            msg = f"rule {self.rule_id!r}: each level may appear only once"
-            raise ValueError(msg)
-        try:
-            Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
-        except ValueError as exc:
-            msg = f"rule {self.rule_id!r}: {exc}"
-            raise ValueError(msg) from None
+        check_delays(self.rule_id, self.on_delay_ms, self.off_delay_ms, self.consecutive)
         high = self.direction is Direction.HIGH
-        for sp in ordered:
-            if not (math.isfinite(sp.set) and math.isfinite(sp.clear)):
-                msg = f"rule {self.rule_id!r}: set-points must be finite numbers"
-                raise ValueError(msg)
-            if (sp.clear > sp.set) if high else (sp.clear < sp.set):
-                side = "above" if high else "below"
-                msg = (
-                    f"rule {self.rule_id!r}: {sp.level.label} clear set-point {sp.clear:g} is "
-                    f"{side} its set-point {sp.set:g}; a {self.direction.value} alarm clears "
-                    f"on the {'low' if high else 'high'} side"
-                )
-                raise ValueError(msg)
-        for lower, upper in itertools.pairwise(ordered):
-            if (upper.set <= lower.set) if high else (upper.set >= lower.set):
-                msg = (
-                    f"rule {self.rule_id!r}: {upper.level.label} set-point {upper.set:g} must be "
-                    f"{'above' if high else 'below'} {lower.level.label} set-point {lower.set:g}"
-                )
-                raise ValueError(msg)
-        object.__setattr__(self, "setpoints", tuple(ordered))
-
-    @property
-    def delays(self) -> Delays:
-        """On-delay, off-delay and consecutive readings, for the latch."""
-        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
-
-    @property
-    def levels(self) -> tuple[int, ...]:
-        """The rule's levels as integers, ascending."""
-        return tuple(int(sp.level) for sp in self.setpoints)
+        ordered = ordered_setpoints(
+            self.rule_id,
+            "threshold",
+            self.setpoints,
+            high=high,
+            clear_hint=f"a {self.direction.value} alarm clears on the {'low' if high else 'high'} "
+            "side",
+        )
+        object.__setattr__(self, "setpoints", ordered)
 
     @property
     def kind(self) -> str:
@@ -115,10 +67,6 @@ class ThresholdRule:
     def state_from_dict(self, data: dict[str, Any]) -> LatchState:
         """Read back :meth:`LatchState.to_dict`."""
         return LatchState.from_dict(data)
-
-    def reached(self, value: float, limit: float) -> bool:
-        """True when ``value`` is at or past ``limit`` on the alarm side (equality alarms)."""
-        return value >= limit if self.direction is Direction.HIGH else value <= limit
 
 
 ThresholdState = LatchState
