@@ -45,7 +45,7 @@ from typing import Any
 
 from rules import latch
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState
+from rules.latch import Delays, LatchState, cached_delays
 from rules.levels import Level
 from rules.setpoints import check_delays
 
@@ -220,7 +220,7 @@ class AccumulationRule:
     @property
     def delays(self) -> Delays:
         """On-delay, off-delay and consecutive readings, for the latch."""
-        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
+        return cached_delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
 
     @property
     def level_numbers(self) -> tuple[int, ...]:

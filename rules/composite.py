@@ -25,7 +25,7 @@ from typing import Any
 
 from rules import quality
 from rules.events import RuleEvent, with_flapping
-from rules.latch import Delays, LatchState
+from rules.latch import Delays, LatchState, cached_delays
 from rules.levels import Level
 
 KIND = "composite"
@@ -94,7 +94,7 @@ class CompositeRule:
     @property
     def delays(self) -> Delays:
         """On- and off-delay for the latch (no consecutive count: updates are not readings)."""
-        return Delays(self.on_delay_ms, self.off_delay_ms)
+        return cached_delays(self.on_delay_ms, self.off_delay_ms)
 
     @property
     def kind(self) -> str:

@@ -31,6 +31,7 @@ notifying sinks can hold back re-notification of a flapping alarm until it settl
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +89,13 @@ class Delays:
                 f"{self.flap_enter:g}, got {self.flap_leave!r}"
             )
             raise ValueError(msg)
+
+
+@functools.lru_cache(maxsize=4096)
+def cached_delays(on_delay_ms: int = 0, off_delay_ms: int = 0, consecutive: int = 1) -> Delays:
+    """One validated :class:`Delays` per combination: rules hand theirs to every latch step,
+    and building and validating a new one each time was a tenth of the evaluation cost."""
+    return Delays(on_delay_ms, off_delay_ms, consecutive)
 
 
 @dataclass(frozen=True, slots=True)

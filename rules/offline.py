@@ -24,7 +24,7 @@ from typing import Any
 
 from rules import quality
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState, Transition
+from rules.latch import Delays, LatchState, Transition, cached_delays
 from rules.levels import Level
 
 KIND = "offline"
@@ -65,7 +65,7 @@ class OfflineRule:
     @property
     def delays(self) -> Delays:
         """Only an off-delay: the factor already is the on-delay."""
-        return Delays(0, self.off_delay_ms)
+        return cached_delays(0, self.off_delay_ms)
 
     @property
     def limit_ms(self) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from rules import quality
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState, Transition
+from rules.latch import Delays, LatchState, Transition, cached_delays
 from rules.levels import Level
 
 KIND = "out_of_range"
@@ -73,7 +73,7 @@ class OutOfRangeRule:
     @property
     def delays(self) -> Delays:
         """On-delay, off-delay and consecutive readings, for the latch."""
-        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
+        return cached_delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
 
     @property
     def kind(self) -> str:

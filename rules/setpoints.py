@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from rules.latch import Delays
+from rules.latch import Delays, cached_delays
 from rules.levels import Level
 
 
@@ -50,7 +50,7 @@ class Banded:
     @property
     def delays(self) -> Delays:
         """On-delay, off-delay and consecutive readings, for the latch."""
-        return Delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
+        return cached_delays(self.on_delay_ms, self.off_delay_ms, self.consecutive)
 
     @property
     def levels(self) -> tuple[int, ...]:

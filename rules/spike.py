@@ -36,7 +36,7 @@ from typing import Any
 
 from rules import quality
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState, Transition
+from rules.latch import Delays, LatchState, Transition, cached_delays
 from rules.levels import Level
 
 KIND = "spike"
@@ -93,7 +93,7 @@ class SpikeRule:
     @property
     def delays(self) -> Delays:
         """Only an off-delay: a spike is one reading, there is nothing to wait for."""
-        return Delays(0, self.off_delay_ms)
+        return cached_delays(0, self.off_delay_ms)
 
     @property
     def kind(self) -> str:

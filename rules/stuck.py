@@ -35,7 +35,7 @@ from typing import Any
 
 from rules import quality
 from rules.events import RuleEvent
-from rules.latch import Delays, LatchState, Transition
+from rules.latch import Delays, LatchState, Transition, cached_delays
 from rules.levels import Level
 
 KIND = "stuck"
@@ -78,7 +78,7 @@ class StuckRule:
     @property
     def delays(self) -> Delays:
         """Only an off-delay: the window already is the on-delay."""
-        return Delays(0, self.off_delay_ms)
+        return cached_delays(0, self.off_delay_ms)
 
     @property
     def kind(self) -> str:
