@@ -37,6 +37,7 @@ while dry keeps its alarm until it next reports, even a zero.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -101,22 +102,62 @@ class AccumulationState:
     """The cumulative counter's previous reading; ``None`` in interval mode or before any."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data: ``{"latch": {…}, "amounts": [int, …], "last_value": x}``."""
+        """Plain JSON-able data: ``{"latch": {…}, "amounts": "<base64>", "last_value": x}``.
+
+        The bucket sums are packed (unsigned LEB128 varints, base64): a day of 5-minute
+        buckets as a JSON list of micro-unit integers took 2.5–2.8 KB, packed about 1.2 KB,
+        which keeps a rain gauge with two accumulation rules within 4 KB.
+        """
         return {
             "latch": self.latch.to_dict(),
-            "amounts": list(self.amounts),
+            "amounts": pack_amounts(self.amounts),
             "last_value": self.last_value,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AccumulationState:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also reads the earlier plain list of integers."""
         last = data.get("last_value")
+        raw = data.get("amounts", ())
+        amounts = unpack_amounts(raw) if isinstance(raw, str) else tuple(int(a) for a in raw)
         return cls(
             latch=LatchState.from_dict(data["latch"]),
-            amounts=tuple(int(a) for a in data.get("amounts", ())),
+            amounts=amounts,
             last_value=None if last is None else float(last),
         )
+
+
+def pack_amounts(amounts: tuple[int, ...]) -> str:
+    """Non-negative integers as unsigned LEB128 varints, base64-encoded."""
+    out = bytearray()
+    for amount in amounts:
+        if amount < 0:
+            msg = f"bucket sums are never negative, got {amount}"
+            raise ValueError(msg)
+        rest = amount
+        while True:
+            byte = rest & 0x7F
+            rest >>= 7
+            if rest:
+                out.append(byte | 0x80)
+            else:
+                out.append(byte)
+                break
+    return base64.b64encode(bytes(out)).decode("ascii")
+
+
+def unpack_amounts(text: str) -> tuple[int, ...]:
+    """Inverse of :func:`pack_amounts`."""
+    values: list[int] = []
+    current = shift = 0
+    for byte in base64.b64decode(text.encode("ascii"), validate=True):
+        current |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+        else:
+            values.append(current)
+            current = shift = 0
+    return tuple(values)
 
 
 @dataclass(frozen=True, slots=True)

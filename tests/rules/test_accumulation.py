@@ -18,6 +18,8 @@ from rules.accumulation import (
     Mode,
     WindowSetpoint,
     evaluate,
+    pack_amounts,
+    unpack_amounts,
 )
 from rules.events import Change, RuleEvent
 from rules.levels import Level
@@ -416,3 +418,19 @@ def test_sums_match_a_plain_recount_and_replays_add_nothing(
             assert total == pytest.approx(expected, abs=1e-9)
     _, again = run(DELAYED, readings, state)
     assert again == []
+
+
+@given(st.lists(st.integers(0, 2**40), max_size=300))
+def test_packed_bucket_sums_round_trip(amounts: list[int]) -> None:
+    assert unpack_amounts(pack_amounts(tuple(amounts))) == tuple(amounts)
+
+
+def test_states_written_as_plain_lists_still_load() -> None:
+    old = {
+        "latch": {"level": 0, "start_ms": None, "last_ts_ms": 5, "pending": [], "release_ms": None},
+        "amounts": [100, 0, 250],
+        "last_value": None,
+    }
+    state = AccumulationState.from_dict(old)
+    assert state.amounts == (100, 0, 250)
+    assert AccumulationState.from_dict(state.to_dict()) == state
