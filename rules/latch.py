@@ -123,6 +123,20 @@ class LatchState:
         """Itself: a kind whose whole state is the latch (threshold) needs nothing more."""
         return self
 
+    def at(self, last_ts_ms: int | None) -> LatchState:
+        """The same latch with another ``last_ts_ms`` (cheaper than ``dataclasses.replace``,
+        which is on the path of every reading)."""
+        return LatchState(
+            self.level,
+            self.start_ms,
+            last_ts_ms,
+            self.pending,
+            self.release_ms,
+            self.history,
+            self.evaluations,
+            self.flapping,
+        )
+
     def is_stale(self, ts_ms: int) -> bool:
         """A reading not newer than the last one evaluated (duplicate or late)."""
         return self.last_ts_ms is not None and ts_ms <= self.last_ts_ms
@@ -190,6 +204,11 @@ def step(
     Every call is one evaluation for flapping detection (see :func:`flap`).
     """
     current = state.level
+    if current == 0 and not state.pending and not any(reached):
+        # The common case, quiet and normal: nothing to latch, nothing pending. Same result as
+        # the general path below, without its bookkeeping.
+        history, evaluations, flapping = flap(delays, state, changed=False)
+        return LatchState(0, state.start_ms, ts_ms, (), None, history, evaluations, flapping), None
     held_level = 0
     confirmed = 0
     previous = {lvl: (since, count) for lvl, since, count in state.pending}
@@ -243,6 +262,8 @@ def flap(delays: Delays, state: LatchState, *, changed: bool) -> tuple[int, int,
     the state was written simply forgets the older evaluations.
     """
     window = delays.flap_window
+    if not (changed or state.history or state.flapping):
+        return 0, min(state.evaluations + 1, window), False  # a quiet history stays quiet
     history = ((state.history << 1) | int(changed)) & ((1 << window) - 1)
     evaluations = min(state.evaluations + 1, window)
     fraction = history.bit_count() / window

@@ -18,7 +18,6 @@ Any reading is a sign of life: NaN, infinity and fault quality codes clear the a
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +145,7 @@ def evaluate(
     since = state.silent_since()
     at = ts_ms if state.last_tick_ms is None else max(ts_ms, state.last_tick_ms)
     stepped, moved = quality.step_one(rule.delays, rule.level, False, state.latch, at)
-    new_state = dataclasses.replace(state, latch=dataclasses.replace(stepped, last_ts_ms=ts_ms))
+    new_state = OfflineState(stepped.at(ts_ms), state.watch_since_ms, state.last_tick_ms)
     if moved is None:
         return new_state, None
     silence_ms = 0 if since is None else max(ts_ms - since, 0)
@@ -169,7 +168,7 @@ def tick(
     silent = silence_ms >= rule.limit_ms
     stepped, moved = quality.step_one(rule.delays, rule.level, silent, state.latch, now_ms)
     new_state = OfflineState(
-        latch=dataclasses.replace(stepped, last_ts_ms=state.latch.last_ts_ms),
+        latch=stepped.at(state.latch.last_ts_ms),
         watch_since_ms=watch_since,
         last_tick_ms=now_ms,
     )
