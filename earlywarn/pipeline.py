@@ -27,6 +27,7 @@ from ingest.mqtt import Inbound
 from ingest.reasons import Reason
 from ingest.topics import DEADLETTER, alarm_topic
 from rules import composite, engine
+from rules.base import Rule
 from rules.composite import CompositeState
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,23 @@ class Pipeline:
         self.states: dict[str, dict[str, Any]] = {}
         self.zone_states: dict[str, dict[str, CompositeState]] = {}
         """Zone uid → composite rule id → state, like :attr:`states` for sensors."""
-        self._clock_watched = [
-            s for s in registry.sensors.values() if any(r.kind in CLOCK_KINDS for r in s.rules)
+        # Per sensor, only the rules that act on the clock: ticking every rule of every sensor
+        # once a second would hold the event loop for nothing.
+        self._clock_watched: list[tuple[Sensor, tuple[Rule, ...]]] = [
+            (s, clock_rules)
+            for s in registry.sensors.values()
+            if (clock_rules := tuple(r for r in s.rules if r.kind in CLOCK_KINDS))
         ]
+
+    @property
+    def clock_watched(self) -> int:
+        """How many sensors :meth:`tick` visits."""
+        return len(self._clock_watched)
 
     def watch_only(self, sensors: set[str]) -> None:
         """Limit clock-driven rules to these sensors (a backtest of a partial recording must
         not call every other registered sensor offline)."""
-        self._clock_watched = [s for s in self._clock_watched if s.uid in sensors]
+        self._clock_watched = [(s, r) for s, r in self._clock_watched if s.uid in sensors]
 
     def handle(self, msg: Inbound) -> None:
         """Process one message completely; never raises."""
@@ -110,17 +120,18 @@ class Pipeline:
         events.extend(self._feed_zones(sensor, reading.ts_ms))
         return events
 
-    def tick(self, now_ms: int) -> list[AlarmEvent]:
+    def tick(self, now_ms: int, part: slice = slice(None)) -> list[AlarmEvent]:
         """Let time pass for the sensors whose rules watch the clock (offline detection).
 
         Runs whether or not any reading arrives, so a sensor that was never heard from, or a
-        whole feed that went silent, still raises its alarm on time.
+        whole feed that went silent, still raises its alarm on time. ``part`` ticks a slice of
+        the watched sensors, so a runner can spread a large registry's tick over the loop.
         """
         events: list[AlarmEvent] = []
-        for sensor in self._clock_watched:
+        for sensor, clock_rules in self._clock_watched[part]:
             state = self.states.get(sensor.uid, {})
-            new_state, rule_events = engine.tick_sensor(sensor.rules, state, now_ms)
-            self.states[sensor.uid] = new_state
+            ticked, rule_events = engine.tick_sensor(clock_rules, state, now_ms)
+            self.states[sensor.uid] = {**state, **ticked}
             for rule_event in rule_events:
                 event = to_alarm_event(self.registry, sensor, rule_event, self.language)
                 self._emit(event)
