@@ -29,6 +29,7 @@ from ingest.topics import DEADLETTER, alarm_topic
 from rules import composite, engine
 from rules.base import Rule
 from rules.composite import CompositeState
+from rules.events import RuleEvent
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,16 @@ class Pipeline:
         self.states: dict[str, dict[str, Any]] = {}
         self.zone_states: dict[str, dict[str, CompositeState]] = {}
         """Zone uid → composite rule id → state, like :attr:`states` for sensors."""
-        # Per sensor, only the rules that act on the clock: ticking every rule of every sensor
-        # once a second would hold the event loop for nothing.
+        # Per sensor: the rules judging readings, and those acting on the clock (offline).
+        self._rules: dict[str, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {
+            uid: (
+                tuple(r for r in s.rules if r.kind not in CLOCK_KINDS),
+                tuple(r for r in s.rules if r.kind in CLOCK_KINDS),
+            )
+            for uid, s in registry.sensors.items()
+        }
+        # Ticks visit only the clock rules: ticking every rule of every sensor once a second
+        # would hold the event loop for nothing.
         self._clock_watched: list[tuple[Sensor, tuple[Rule, ...]]] = [
             (s, clock_rules)
             for s in registry.sensors.values()
@@ -102,18 +111,38 @@ class Pipeline:
             self._reject(msg, rejections)
 
     def evaluate(self, reading: Reading) -> list[AlarmEvent]:
-        """Run one accepted reading through its sensor's rules and emit the events."""
+        """Run one accepted reading through its sensor's rules and emit the events.
+
+        Clock-driven rules (offline) hear of the reading at its *arrival* time on our clock:
+        whether data arrives is what they judge, so a device whose clock lags, a back-fill of
+        old readings or a replay faster than real time is never taken for a silent device.
+        """
         self.counters.readings += 1
         sensor = self.registry.sensors[reading.sensor]
+        reading_rules, clock_rules = self._rules[reading.sensor]
         state = self.states.get(reading.sensor, {})
-        if engine.is_stale(state, reading.ts_ms):
-            self.counters.stale += 1
-            return []
-        new_state, rule_events = engine.evaluate_sensor(
-            sensor.rules, state, reading.ts_ms, reading.value, reading.quality
+        rule_events: list[RuleEvent] = []
+        if clock_rules:
+            alive, rule_events = engine.evaluate_sensor(
+                clock_rules, state, self.clock.now_ms(), reading.value, reading.quality
+            )
+            state = {**state, **alive}
+        stale = engine.is_stale(
+            {r.rule_id: state[r.rule_id] for r in reading_rules if r.rule_id in state},
+            reading.ts_ms,
         )
-        self.states[reading.sensor] = new_state
-        self.counters.evaluated += 1
+        if stale:
+            self.counters.stale += 1
+        else:
+            judged, more = engine.evaluate_sensor(
+                reading_rules, state, reading.ts_ms, reading.value, reading.quality
+            )
+            state = {**state, **judged}
+            rule_events.extend(more)
+            self.counters.evaluated += 1
+        self.states[reading.sensor] = state
+        if stale and not rule_events:
+            return []
         events = [to_alarm_event(self.registry, sensor, e, self.language) for e in rule_events]
         for event in events:
             self._emit(event)

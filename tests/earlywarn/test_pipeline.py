@@ -142,3 +142,17 @@ def test_clock_ticks_raise_offline_for_sensors_never_heard_and_a_reading_clears(
     cleared = [e for e in rec.events if e.sensor.endswith("r-03/G1") and e.rule == "offline"]
     assert [e.change for e in cleared] == [Change.RAISED, Change.CLEARED]
     assert pipeline.tick(NOW + 17_000) == [], "nothing new: the others are still offline"
+
+
+def test_offline_judges_arrival_not_the_device_clock(registry: Registry, rec: Recorder) -> None:
+    """A device whose clock lags a minute, or a fast replay, is alive while data arrives."""
+    clock = ManualClock(NOW)
+    pipeline = Pipeline(registry, clock, [rec], rec.publish)
+    pipeline.watch_only({"laojie-restaurants/r-03/G1"})
+    for i in range(60):
+        clock.set(NOW + i * 1000)
+        pipeline.handle(msg(GAS, {"ts": NOW - 60_000 + i * 1000, "v": 1}))
+        pipeline.tick(NOW + i * 1000)
+    assert [e for e in rec.events if e.rule == "offline"] == []
+    pipeline.tick(NOW + 59_000 + 15_000)  # now it really goes quiet: 15 s of no arrival
+    assert [e.change for e in rec.events if e.rule == "offline"] == [Change.RAISED]
