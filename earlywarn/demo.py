@@ -33,6 +33,9 @@ from simulators.demo import LENGTH_S, DemoChannel, DemoDevice, DemoScenario, Pub
 
 LEAK = ("laojie-restaurants", "r-03", "G1")
 OVERFILL = ("huaxin-chem", "tank-farm-1", "T101-LT")
+CLOUD = (("huaxin-chem", "tank-farm-1", "GD-01"), ("huaxin-chem", "tank-farm-1", "GD-02"))
+"""Two detectors of the north zone: each goes orange, and together they raise the zone's
+red alarm (a composite rule of the example registry)."""
 TICK_S = 1.0
 
 
@@ -80,7 +83,7 @@ async def run_demo(
             lambda: runner.connection is not None and runner.connection.subscribed.is_set(), 15.0
         )
         devices = demo_devices(registry)
-        scenario = DemoScenario(devices, LEAK, OVERFILL, seed)
+        scenario = DemoScenario(devices, LEAK, OVERFILL, seed, CLOUD)
         out.write(
             f"earlywarn demo: broker {broker.url}, {len(devices)} devices, "
             f"{len(registry.sensors)} sensors of {len(registry.enterprises)} enterprises; "

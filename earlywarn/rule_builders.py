@@ -213,17 +213,41 @@ def build_rate(
     m: YMap, rule_id: str, check: FileChecker, ctx: SensorContext, what: str
 ) -> Rule | None:
     """``kind: rate`` — least-squares slope over ``window``, set-points in units per hour."""
-    check.known_keys(m, (*_COMMON, "direction", "levels", "deadband", "window", "min_points"), what)
+    check.known_keys(
+        m, (*_COMMON, "direction", "levels", "deadband", "window", "min_points", "min_span"), what
+    )
     side = direction(m, check, what)
     timing = delays(m, check, what)
     window = window_ms(m, "window", check, what)
     min_points = _int(m, "min_points", check, what, 3)
+    span = _min_span(m, window, check, what)
     levels = bands(m, check, what, side, rule_id) if side is not None else None
-    if side is None or timing is None or window is None or min_points is None or levels is None:
+    if (
+        side is None
+        or timing is None
+        or window is None
+        or min_points is None
+        or levels is None
+        or span is None
+    ):
         return None
     return _make(
-        check, m.line, what, lambda: RateRule(rule_id, side, levels, window, min_points, *timing)
+        check,
+        m.line,
+        what,
+        lambda: RateRule(rule_id, side, levels, window, min_points, *timing, min_span_ms=span),
     )
+
+
+def _min_span(m: YMap, window: int | None, check: FileChecker, what: str) -> int | None:
+    """``min_span``: the time the samples must cover before a trend is judged; by default half
+    the window, so that a few readings seconds apart cannot make a steep trend out of noise."""
+    if window is None:
+        return None
+    if "min_span" not in m:
+        return window // 2
+    seconds = check.seconds(m, "min_span", what, 0.0)
+    return None if seconds is None else round(seconds * 1000)
 
 
 def build_projection(
@@ -239,6 +263,7 @@ def build_projection(
             "deadband",
             "window",
             "min_points",
+            "min_span",
             "target",
             "target_label",
         ),
@@ -248,6 +273,7 @@ def build_projection(
     timing = delays(m, check, what)
     window = window_ms(m, "window", check, what)
     min_points = _int(m, "min_points", check, what, 3)
+    span = _min_span(m, window, check, what)
     if m.get("target") is None:
         check.error(
             m.line_of("target"),
@@ -266,13 +292,16 @@ def build_projection(
         or min_points is None
         or levels is None
         or target is None
+        or span is None
     ):
         return None
     return _make(
         check,
         m.line,
         what,
-        lambda: ProjectionRule(rule_id, target, label, side, levels, window, min_points, *timing),
+        lambda: ProjectionRule(
+            rule_id, target, label, side, levels, window, min_points, *timing, min_span_ms=span
+        ),
     )
 
 

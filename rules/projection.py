@@ -74,9 +74,18 @@ class ProjectionRule(Banded):
     on_delay_ms: int = 0
     off_delay_ms: int = 0
     consecutive: int = 1
+    min_span_ms: int = 0
+    """How much time the samples must cover before a trend is judged. A few readings seconds
+    apart make a steep "trend" out of noise; the registry sets half the window by default."""
 
     def __post_init__(self) -> None:
         check_delays(self.rule_id, self.on_delay_ms, self.off_delay_ms, self.consecutive)
+        if self.window_ms > 0 and not 0 <= self.min_span_ms <= self.window_ms:
+            msg = (
+                f"rule {self.rule_id!r}: min_span must be between 0 and the window "
+                f"({self.window_ms / 60_000:g} min)"
+            )
+            raise ValueError(msg)
         if not math.isfinite(self.target):
             msg = f"rule {self.rule_id!r}: the target must be a finite number"
             raise ValueError(msg)
@@ -105,6 +114,12 @@ class ProjectionRule(Banded):
                 )
                 raise ValueError(msg)
         object.__setattr__(self, "setpoints", ordered)
+
+    def enough(self, samples: Sequence[window.Sample]) -> bool:
+        """At least ``min_points`` samples covering at least ``min_span_ms``."""
+        return (
+            len(samples) >= self.min_points and samples[-1][0] - samples[0][0] >= self.min_span_ms
+        )
 
     @property
     def kind(self) -> str:
@@ -145,7 +160,7 @@ def target_text(label: str, target: float) -> str:
 def minutes_to_target(rule: ProjectionRule, samples: Sequence[window.Sample]) -> float | None:
     """Minutes until the trend reaches the target (``inf`` if never), or ``None`` when there
     are fewer than ``min_points`` samples. Rounded to 12 significant digits."""
-    if len(samples) < rule.min_points:
+    if not rule.enough(samples):
         return None
     line = window.fit(samples)
     if line is None:

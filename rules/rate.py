@@ -61,9 +61,18 @@ class RateRule(Banded):
     on_delay_ms: int = 0
     off_delay_ms: int = 0
     consecutive: int = 1
+    min_span_ms: int = 0
+    """How much time the samples must cover before a trend is judged. A few readings seconds
+    apart make a steep "trend" out of noise; the registry sets half the window by default."""
 
     def __post_init__(self) -> None:
         check_delays(self.rule_id, self.on_delay_ms, self.off_delay_ms, self.consecutive)
+        if self.window_ms > 0 and not 0 <= self.min_span_ms <= self.window_ms:
+            msg = (
+                f"rule {self.rule_id!r}: min_span must be between 0 and the window "
+                f"({self.window_ms / 60_000:g} min)"
+            )
+            raise ValueError(msg)
         if self.window_ms <= 0:
             msg = f"rule {self.rule_id!r}: the window must be longer than zero"
             raise ValueError(msg)
@@ -94,6 +103,12 @@ class RateRule(Banded):
                 raise ValueError(msg)
         object.__setattr__(self, "setpoints", ordered)
 
+    def enough(self, samples: Sequence[window.Sample]) -> bool:
+        """At least ``min_points`` samples covering at least ``min_span_ms``."""
+        return (
+            len(samples) >= self.min_points and samples[-1][0] - samples[0][0] >= self.min_span_ms
+        )
+
     @property
     def kind(self) -> str:
         """``rate``."""
@@ -123,7 +138,7 @@ def slope(rule: RateRule, samples: Sequence[window.Sample]) -> float | None:
 
     Rounded to 12 significant digits (:func:`rules.window.significant`).
     """
-    if len(samples) < rule.min_points:
+    if not rule.enough(samples):
         return None
     line = window.fit(samples)
     return None if line is None else window.significant(line.slope_per_hour)

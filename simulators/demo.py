@@ -18,6 +18,8 @@ LENGTH_S = 45.0
 LEAK_START_S, LEAK_PEAK, LEAK_TAU_S, VENT_AT_S, VENT_TAU_S = 6.0, 62.0, 10.0, 34.0, 2.5
 FILL_START_S, FILL_RATE, VALVE_CLOSE_S, PUMP_RATE = 4.0, 0.3, 30.0, 0.5
 FAULT_AT_S = 18.0
+CLOUD_START_S, CLOUD_PEAK, CLOUD_END_S = 14.0, 31.0, 36.0
+"""A small release drifting over two neighbouring detectors: a plume, not a leak at one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +82,13 @@ class DemoScenario:
         leak: tuple[str, str, str],
         overfill: tuple[str, str, str],
         seed: int = 7,
+        cloud: tuple[tuple[str, str, str], ...] = (),
     ) -> None:
         self.devices = devices
         self.leak = leak
         self.overfill = overfill
         self.seed = seed
+        self.cloud = cloud
 
     def value(self, device: DemoDevice, ch: DemoChannel, t_s: float) -> float:
         """The physical value of one channel at scenario time ``t_s``."""
@@ -98,6 +102,10 @@ class DemoScenario:
             if t_s > VENT_AT_S:
                 rise *= math.exp(-(t_s - VENT_AT_S) / VENT_TAU_S)
             value += rise
+        if key in self.cloud and CLOUD_START_S <= t_s <= CLOUD_END_S:
+            # A gentle bell: up to CLOUD_PEAK %LEL at mid-window, back to background by the end.
+            phase = (t_s - CLOUD_START_S) / (CLOUD_END_S - CLOUD_START_S)
+            value += CLOUD_PEAK * math.sin(math.pi * phase)
         if key == self.overfill and t_s >= FILL_START_S:
             risen = FILL_RATE * (min(t_s, VALVE_CLOSE_S) - FILL_START_S)
             if t_s > VALVE_CLOSE_S:

@@ -139,6 +139,10 @@ def test_demo_shows_readings_alarms_and_a_summary() -> None:
     # Faster than real time, the devices' timestamps run ahead of the wall clock; no device
     # is silent, so no offline alarm may appear (offline judges arrival, not timestamps).
     assert not [line for line in lines if " offline " in line]
+    # Two north detectors at orange together raise the zone's red alarm.
+    assert any("RED" in line and "tank-farm-1-north" in line for line in lines)
+    # Gauges that only wobble raise nothing (no trend alarm from seconds of noise).
+    assert not [line for line in lines if "water_level" in line]
 
 
 def test_demo_forever_stops_on_ctrl_c_with_a_summary() -> None:

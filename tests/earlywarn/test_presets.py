@@ -120,12 +120,24 @@ def test_flash_flood_critical_rainfall_table(
 
 
 def test_water_level_set_points_rise_rate_and_projection(registry: Registry) -> None:
-    # 102.5 m rising 1 m/h, a reading every 5 minutes.
-    readings = [(T0 + i * 5 * MIN, 102.5 + i * 5 / 60) for i in range(13)]
+    # 102.0 m rising 1 m/h for 2 h, a reading every 5 minutes.
+    readings = [(T0 + i * 5 * MIN, 102.0 + i * 5 / 60) for i in range(25)]
     events = run(registry, RIVER, readings)
     levels = final_levels(events)
     assert levels["water_level"] is Level.YELLOW  # 103.5 警戒 reached after 1 h
     assert levels["water_level_rise"] is Level.ORANGE  # 1 m/h ≥ 0.5 m/h
     projection = [e for e in events if e.rule_id == "water_level_projection"]
+    # Trends are judged once the readings cover half the window (30 min): at 102.5 m, an hour
+    # before 警戒水位 103.5 m.
     assert projection[0].level is Level.ORANGE, "≈ 60 min before 警戒水位"
+    assert projection[0].ts_ms == T0 + 30 * MIN
     assert projection[0].setpoint_label.startswith("警戒水位 103.5")
+
+
+def test_noise_over_a_few_seconds_is_not_a_trend(registry: Registry) -> None:
+    """Readings a second apart with a few centimetres of noise would fit a slope of metres per
+    hour; the registry's default min_span (half the window) keeps such 'trends' unjudged."""
+    noise = [0.0, 0.03, -0.02, 0.04, -0.03, 0.02, 0.05, -0.04] * 4
+    readings = [(T0 + i * 1000, 102.0 + n) for i, n in enumerate(noise)]
+    events = run(registry, RIVER, readings)
+    assert [e for e in events if e.rule_id in ("water_level_rise", "water_level_projection")] == []
