@@ -27,12 +27,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rules import latch, window
 from rules.events import RuleEvent
-from rules.latch import LatchState
 from rules.levels import Level
 from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
@@ -40,28 +39,12 @@ MAX_MINUTES = 7 * 24 * 60.0
 """One week: the furthest a projection looks; set-points must lie within it."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectionState:
-    """The latch and the samples inside the window (oldest first)."""
-
-    latch: LatchState = field(default_factory=LatchState)
-    samples: window.Samples = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data: ``{"latch": {…}, "samples": [[ts_ms, value], …]}``."""
-        return {"latch": self.latch.to_dict(), "samples": window.samples_to_list(self.samples)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProjectionState:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            latch=LatchState.from_dict(data["latch"]),
-            samples=window.samples_from_list(data.get("samples", ())),
-        )
+ProjectionState = window.TrendState
+"""The latch and the samples inside the window (oldest first)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectionRule(Banded):
+class ProjectionRule(Banded, window.Trend):
     """A time-to-target rule; set-points are minutes, checked when constructed."""
 
     rule_id: str
@@ -80,24 +63,10 @@ class ProjectionRule(Banded):
 
     def __post_init__(self) -> None:
         check_delays(self.rule_id, self.on_delay_ms, self.off_delay_ms, self.consecutive)
-        if self.window_ms > 0 and not 0 <= self.min_span_ms <= self.window_ms:
-            msg = (
-                f"rule {self.rule_id!r}: min_span must be between 0 and the window "
-                f"({self.window_ms / 60_000:g} min)"
-            )
-            raise ValueError(msg)
         if not math.isfinite(self.target):
             msg = f"rule {self.rule_id!r}: the target must be a finite number"
             raise ValueError(msg)
-        if self.window_ms <= 0:
-            msg = f"rule {self.rule_id!r}: the window must be longer than zero"
-            raise ValueError(msg)
-        if not 2 <= self.min_points <= window.MAX_SAMPLES:
-            msg = (
-                f"rule {self.rule_id!r}: min_points must be between 2 and "
-                f"{window.MAX_SAMPLES} (a trend needs at least two readings)"
-            )
-            raise ValueError(msg)
+        self.check_window("trend")
         ordered = ordered_setpoints(
             self.rule_id,
             "projection",
@@ -114,12 +83,6 @@ class ProjectionRule(Banded):
                 )
                 raise ValueError(msg)
         object.__setattr__(self, "setpoints", ordered)
-
-    def enough(self, samples: Sequence[window.Sample]) -> bool:
-        """At least ``min_points`` samples covering at least ``min_span_ms``."""
-        return (
-            len(samples) >= self.min_points and samples[-1][0] - samples[0][0] >= self.min_span_ms
-        )
 
     @property
     def kind(self) -> str:

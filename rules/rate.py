@@ -19,38 +19,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rules import latch, window
 from rules.events import RuleEvent
-from rules.latch import LatchState
 from rules.levels import Level
 from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
-
-@dataclass(frozen=True, slots=True)
-class RateState:
-    """The latch and the samples inside the window (oldest first)."""
-
-    latch: LatchState = field(default_factory=LatchState)
-    samples: window.Samples = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data: ``{"latch": {…}, "samples": [[ts_ms, value], …]}``."""
-        return {"latch": self.latch.to_dict(), "samples": window.samples_to_list(self.samples)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RateState:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            latch=LatchState.from_dict(data["latch"]),
-            samples=window.samples_from_list(data.get("samples", ())),
-        )
+RateState = window.TrendState
+"""The latch and the samples inside the window (oldest first)."""
 
 
 @dataclass(frozen=True, slots=True)
-class RateRule(Banded):
+class RateRule(Banded, window.Trend):
     """A rate-of-change rule; set-points (units per hour) are checked when constructed."""
 
     rule_id: str
@@ -67,21 +49,7 @@ class RateRule(Banded):
 
     def __post_init__(self) -> None:
         check_delays(self.rule_id, self.on_delay_ms, self.off_delay_ms, self.consecutive)
-        if self.window_ms > 0 and not 0 <= self.min_span_ms <= self.window_ms:
-            msg = (
-                f"rule {self.rule_id!r}: min_span must be between 0 and the window "
-                f"({self.window_ms / 60_000:g} min)"
-            )
-            raise ValueError(msg)
-        if self.window_ms <= 0:
-            msg = f"rule {self.rule_id!r}: the window must be longer than zero"
-            raise ValueError(msg)
-        if not 2 <= self.min_points <= window.MAX_SAMPLES:
-            msg = (
-                f"rule {self.rule_id!r}: min_points must be between 2 and "
-                f"{window.MAX_SAMPLES} (a slope needs at least two readings)"
-            )
-            raise ValueError(msg)
+        self.check_window("slope")
         high = self.direction is Direction.HIGH
         ordered = ordered_setpoints(
             self.rule_id,
@@ -102,12 +70,6 @@ class RateRule(Banded):
                 )
                 raise ValueError(msg)
         object.__setattr__(self, "setpoints", ordered)
-
-    def enough(self, samples: Sequence[window.Sample]) -> bool:
-        """At least ``min_points`` samples covering at least ``min_span_ms``."""
-        return (
-            len(samples) >= self.min_points and samples[-1][0] - samples[0][0] >= self.min_span_ms
-        )
 
     @property
     def kind(self) -> str:

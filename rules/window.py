@@ -20,8 +20,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from rules.latch import LatchState
 
 MAX_SAMPLES = 512
 """Default cap on the samples one window keeps (about 15 KB of JSON at most)."""
@@ -114,3 +116,61 @@ def samples_to_list(samples: Iterable[Sample]) -> list[list[Any]]:
 def samples_from_list(data: Iterable[Sequence[Any]]) -> Samples:
     """Inverse of :func:`samples_to_list`."""
     return tuple((int(ts), float(v)) for ts, v in data)
+
+
+@dataclass(frozen=True, slots=True)
+class TrendState:
+    """The state of a trend rule (rate, projection): the latch and the window's samples."""
+
+    latch: LatchState = field(default_factory=LatchState)
+    samples: Samples = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: ``{"latch": {…}, "samples": [[ts_ms, value], …]}``."""
+        return {"latch": self.latch.to_dict(), "samples": samples_to_list(self.samples)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrendState:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            latch=LatchState.from_dict(data["latch"]),
+            samples=samples_from_list(data.get("samples", ())),
+        )
+
+
+class Trend:
+    """What trend rules share: their window, and when there is enough data to judge it.
+
+    A mixin for frozen dataclasses that declare ``rule_id``, ``window_ms``, ``min_points`` and
+    ``min_span_ms``.
+    """
+
+    __slots__ = ()
+    rule_id: str
+    window_ms: int
+    min_points: int
+    min_span_ms: int
+
+    def check_window(self, what: str) -> None:
+        """Refuse an empty window, too few or too many points, or a span beyond the window."""
+        if self.window_ms <= 0:
+            msg = f"rule {self.rule_id!r}: the window must be longer than zero"
+            raise ValueError(msg)
+        if not 2 <= self.min_points <= MAX_SAMPLES:
+            msg = (
+                f"rule {self.rule_id!r}: min_points must be between 2 and "
+                f"{MAX_SAMPLES} (a {what} needs at least two readings)"
+            )
+            raise ValueError(msg)
+        if not 0 <= self.min_span_ms <= self.window_ms:
+            msg = (
+                f"rule {self.rule_id!r}: min_span must be between 0 and the window "
+                f"({self.window_ms / 60_000:g} min)"
+            )
+            raise ValueError(msg)
+
+    def enough(self, samples: Sequence[Sample]) -> bool:
+        """At least ``min_points`` samples covering at least ``min_span_ms``."""
+        return (
+            len(samples) >= self.min_points and samples[-1][0] - samples[0][0] >= self.min_span_ms
+        )
