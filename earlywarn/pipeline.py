@@ -120,27 +120,24 @@ class Pipeline:
         self.counters.readings += 1
         sensor = self.registry.sensors[reading.sensor]
         reading_rules, clock_rules = self._rules[reading.sensor]
-        state = self.states.get(reading.sensor, {})
+        # The pipeline owns these dicts; the engine returns new states and they are stored here.
+        state = self.states.setdefault(reading.sensor, {})
         rule_events: list[RuleEvent] = []
         if clock_rules:
             alive, rule_events = engine.evaluate_sensor(
                 clock_rules, state, self.clock.now_ms(), reading.value, reading.quality
             )
-            state = {**state, **alive}
-        stale = engine.is_stale(
-            {r.rule_id: state[r.rule_id] for r in reading_rules if r.rule_id in state},
-            reading.ts_ms,
-        )
+            state.update(alive)
+        stale = engine.rules_stale(reading_rules, state, reading.ts_ms)
         if stale:
             self.counters.stale += 1
         else:
             judged, more = engine.evaluate_sensor(
                 reading_rules, state, reading.ts_ms, reading.value, reading.quality
             )
-            state = {**state, **judged}
+            state.update(judged)
             rule_events.extend(more)
             self.counters.evaluated += 1
-        self.states[reading.sensor] = state
         if stale and not rule_events:
             return []
         events = [to_alarm_event(self.registry, sensor, e, self.language) for e in rule_events]
@@ -158,9 +155,9 @@ class Pipeline:
         """
         events: list[AlarmEvent] = []
         for sensor, clock_rules in self._clock_watched[part]:
-            state = self.states.get(sensor.uid, {})
+            state = self.states.setdefault(sensor.uid, {})
             ticked, rule_events = engine.tick_sensor(clock_rules, state, now_ms)
-            self.states[sensor.uid] = {**state, **ticked}
+            state.update(ticked)
             for rule_event in rule_events:
                 event = to_alarm_event(self.registry, sensor, rule_event, self.language)
                 self._emit(event)
