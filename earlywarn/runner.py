@@ -9,6 +9,7 @@ disconnects; anything not yet acknowledged is redelivered to the persistent sess
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 
@@ -67,6 +68,10 @@ class EmbeddedRunner:
         self.pipeline.publish = lambda topic, payload, retain: connection.publish(
             topic, payload, qos=1, retain=retain
         )
+        # The registry and rule objects live as long as the process: moving them out of the
+        # collector's sight keeps its full collections short (they pause the event loop).
+        gc.collect()
+        gc.freeze()
         log.info("connecting to %s as %s", self.endpoint.url, self.settings.client_id)
         connection.start()
         consumer = asyncio.create_task(self._consume(handoff, connection))
