@@ -19,7 +19,7 @@ import numpy.typing as npt
 from rules.base import Rule
 from rules.events import Change, RuleEvent, with_flapping
 from rules.latch import Delays, LatchState, Transition
-from rules.threshold import Direction, ThresholdRule, _event
+from rules.threshold import Direction, ThresholdRule
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -131,7 +131,9 @@ def _threshold(
         events.append(
             (
                 int(where[i]),
-                with_flapping(_event(rule, moved, float(v[i]), ts_i), bool(flapping[i])),
+                with_flapping(
+                    rule.band_event(moved, float(v[i]), ts_i, "threshold"), bool(flapping[i])
+                ),
             )
         )
         if new == 0:

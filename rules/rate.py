@@ -24,7 +24,6 @@ from typing import Any
 
 from rules import latch, window
 from rules.events import RuleEvent
-from rules.levels import Level
 from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
 RateState = window.TrendState
@@ -127,28 +126,4 @@ def evaluate(
     new_state = RateState(new_latch, samples)
     if moved is None:
         return new_state, None
-    return new_state, _event(rule, moved, signal, ts_ms)
-
-
-def _event(rule: RateRule, moved: latch.Transition, signal: float, ts_ms: int) -> RuleEvent:
-    by_level = {int(sp.level): sp for sp in rule.setpoints}
-    if moved.new > moved.old:
-        crossed = by_level[moved.new]
-        setpoint, label = crossed.set, crossed.label
-    else:
-        left = by_level[moved.old]
-        setpoint, label = left.clear, left.label
-    return RuleEvent(
-        rule_id=rule.rule_id,
-        direction=rule.direction.value,
-        change=moved.change,
-        level=Level(moved.new) if moved.new else None,
-        previous=Level(moved.old) if moved.old else None,
-        value=signal,
-        setpoint=setpoint,
-        setpoint_label=label,
-        ts_ms=ts_ms,
-        start_ms=moved.start_ms,
-        kind="rate",
-        window_ms=rule.window_ms,
-    )
+    return new_state, rule.band_event(moved, signal, ts_ms, "rate", window_ms=rule.window_ms)

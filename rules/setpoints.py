@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from rules.latch import Delays, cached_delays
+from rules.events import RuleEvent
+from rules.latch import Delays, Transition, cached_delays
 from rules.levels import Level
 
 
@@ -41,6 +42,7 @@ class Banded:
     """
 
     __slots__ = ()
+    rule_id: str
     direction: Direction
     setpoints: tuple[Setpoint, ...]
     on_delay_ms: int
@@ -56,6 +58,34 @@ class Banded:
     def levels(self) -> tuple[int, ...]:
         """The rule's levels as integers, ascending."""
         return tuple(int(sp.level) for sp in self.setpoints)
+
+    def band_event(
+        self,
+        moved: Transition,
+        signal: float,
+        ts_ms: int,
+        kind: str,
+        window_ms: int | None = None,
+    ) -> RuleEvent:
+        """The event of a level change: the set value crossed when rising, the clear value of
+        the level left when falling."""
+        by_level = {int(sp.level): sp for sp in self.setpoints}
+        crossed = by_level[moved.new] if moved.new > moved.old else by_level[moved.old]
+        setpoint = crossed.set if moved.new > moved.old else crossed.clear
+        return RuleEvent(
+            rule_id=self.rule_id,
+            direction=self.direction.value,
+            change=moved.change,
+            level=Level(moved.new) if moved.new else None,
+            previous=Level(moved.old) if moved.old else None,
+            value=signal,
+            setpoint=setpoint,
+            setpoint_label=crossed.label,
+            ts_ms=ts_ms,
+            start_ms=moved.start_ms,
+            kind=kind,
+            window_ms=window_ms,
+        )
 
     def reached(self, signal: float, limit: float) -> bool:
         """True when ``signal`` is at or past ``limit`` on the alarm side (equality alarms)."""

@@ -15,7 +15,6 @@ from typing import Any
 from rules import latch
 from rules.events import RuleEvent
 from rules.latch import LatchState
-from rules.levels import Level
 from rules.setpoints import Banded, Direction, Setpoint, check_delays, ordered_setpoints
 
 __all__ = ["Direction", "Setpoint", "ThresholdRule", "ThresholdState", "evaluate", "is_stale"]
@@ -93,27 +92,4 @@ def evaluate(
     new_state, moved = latch.step(rule.delays, rule.levels, reached, held, state, ts_ms)
     if moved is None:
         return new_state, None
-    return new_state, _event(rule, moved, value, ts_ms)
-
-
-def _event(rule: ThresholdRule, moved: latch.Transition, value: float, ts_ms: int) -> RuleEvent:
-    by_level = {int(sp.level): sp for sp in rule.setpoints}
-    if moved.new > moved.old:
-        crossed = by_level[moved.new]
-        setpoint, label = crossed.set, crossed.label
-    else:
-        left = by_level[moved.old]
-        setpoint, label = left.clear, left.label
-    return RuleEvent(
-        rule_id=rule.rule_id,
-        direction=rule.direction.value,
-        change=moved.change,
-        level=Level(moved.new) if moved.new else None,
-        previous=Level(moved.old) if moved.old else None,
-        value=value,
-        setpoint=setpoint,
-        setpoint_label=label,
-        ts_ms=ts_ms,
-        start_ms=moved.start_ms,
-        kind="threshold",
-    )
+    return new_state, rule.band_event(moved, value, ts_ms, "threshold")
