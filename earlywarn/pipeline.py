@@ -77,9 +77,9 @@ class Pipeline:
         # Ticks visit only the clock rules: ticking every rule of every sensor once a second
         # would hold the event loop for nothing.
         self._clock_watched: list[tuple[Sensor, tuple[Rule, ...]]] = [
-            (s, clock_rules)
-            for s in registry.sensors.values()
-            if (clock_rules := tuple(r for r in s.rules if r.kind in CLOCK_KINDS))
+            (registry.sensors[uid], clock_rules)
+            for uid, (_reading_rules, clock_rules) in self._rules.items()
+            if clock_rules
         ]
 
     @property
