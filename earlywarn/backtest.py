@@ -8,6 +8,7 @@ the result. Bad input lines are reported with their line numbers and skipped.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
@@ -236,15 +237,21 @@ def run_backtest(
     progress = _Progress(err, len(rows))
     next_tick = start
     printed = 0
-    for i, (_line, reading) in enumerate(rows):
-        while next_tick <= reading.ts_ms:
+    times = [reading.ts_ms for _line, reading in rows]
+    i = 0
+    while i < len(rows):
+        while next_tick <= times[i]:
             clock.set(next_tick)
             pipeline.tick(next_tick)
             next_tick += tick_ms
-        clock.set(reading.ts_ms)
-        pipeline.evaluate(reading)
+        # Everything up to the next tick is one batch, as a runner would get it; each
+        # reading arrives at its own time.
+        j = bisect.bisect_left(times, next_tick, lo=i)
+        clock.set(times[j - 1])
+        pipeline.evaluate_many([reading for _line, reading in rows[i:j]], times[i:j])
         printed = _print_events(recorder.events, printed, out, fmt)
-        progress.update(i + 1)
+        progress.update(j)
+        i = j
     if rows:
         pipeline.tick(rows[-1][1].ts_ms)
         printed = _print_events(recorder.events, printed, out, fmt)

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from alerting.active import ActiveAlarms
 from alerting.sinks import AlarmSink
 from earlywarn.alarms import to_alarm_event
@@ -26,22 +28,26 @@ from ingest.decode import Limits, Rejection, decode_reading_message
 from ingest.mqtt import Inbound
 from ingest.reasons import Reason
 from ingest.topics import DEADLETTER, alarm_topic
-from rules import composite, engine
-from rules.base import Rule
+from rules import composite
 from rules.composite import CompositeState
 from rules.events import RuleEvent
+from rules.fleet import CLOCK_KINDS, FleetEngine
+from rules.lanes.columns import NONE, Bools, Ints, Segments, running_max
 
 log = logging.getLogger(__name__)
-
-CLOCK_KINDS = frozenset({"offline"})
-"""Rule kinds that act on clock ticks, not only on readings."""
 
 Publish = Callable[[str, bytes, bool], None]
 """``publish(topic, payload, retain)`` with QoS 1."""
 
 
 class Pipeline:
-    """Decode, evaluate, emit. Holds the per-sensor rule state and the active alarms."""
+    """Decode, evaluate, emit. Holds the rule state of every sensor and the active alarms.
+
+    Readings are evaluated a batch at a time by the fleet engine (:mod:`rules.fleet`): the
+    runner hands over whatever arrived in the last few milliseconds, and each rule kind is
+    evaluated for all of them at once. The events, and their order, are those of evaluating
+    the readings one by one.
+    """
 
     def __init__(
         self,
@@ -63,120 +69,186 @@ class Pipeline:
         self.language: Language = language
         self.counters = Counters()
         self.active = ActiveAlarms()
-        self.states: dict[str, dict[str, Any]] = {}
+        self.engine = FleetEngine(clock_kinds=CLOCK_KINDS)
+        self._sensors: list[Sensor] = []
+        self._index: dict[str, int] = {}
+        for uid, sensor in registry.sensors.items():
+            self._index[uid] = self.engine.add(sensor.rules)
+            self._sensors.append(sensor)
+        self._newest = np.full(len(self._sensors), NONE, dtype=np.int64)
+        """Per sensor, the newest reading time evaluated (for the ``stale`` counter)."""
+        self._watched = np.array(
+            [any(r.kind in CLOCK_KINDS for r in s.rules) for s in self._sensors], dtype=np.bool_
+        )
+        self._zoned = {self._index[uid] for uid in self._sensors_in_zones()}
         self.zone_states: dict[str, dict[str, CompositeState]] = {}
-        """Zone uid → composite rule id → state, like :attr:`states` for sensors."""
-        # Per sensor: the rules judging readings, and those acting on the clock (offline).
-        self._rules: dict[str, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {
-            uid: (
-                tuple(r for r in s.rules if r.kind not in CLOCK_KINDS),
-                tuple(r for r in s.rules if r.kind in CLOCK_KINDS),
-            )
-            for uid, s in registry.sensors.items()
-        }
-        # Ticks visit only the clock rules: ticking every rule of every sensor once a second
-        # would hold the event loop for nothing.
-        self._clock_watched: list[tuple[Sensor, tuple[Rule, ...]]] = [
-            (registry.sensors[uid], clock_rules)
-            for uid, (_reading_rules, clock_rules) in self._rules.items()
-            if clock_rules
-        ]
+        """Zone uid → composite rule id → state."""
+
+    def _sensors_in_zones(self) -> set[str]:
+        return {uid for uid in self.registry.sensors if self.registry.zones_of(uid)}
 
     @property
     def clock_watched(self) -> int:
         """How many sensors :meth:`tick` visits."""
-        return len(self._clock_watched)
+        return int(self._watched.sum())
 
     def watch_only(self, sensors: set[str]) -> None:
         """Limit clock-driven rules to these sensors (a backtest of a partial recording must
         not call every other registered sensor offline)."""
-        self._clock_watched = [(s, r) for s, r in self._clock_watched if s.uid in sensors]
+        keep = np.zeros(len(self._sensors), dtype=np.bool_)
+        for uid in sensors:
+            if uid in self._index:
+                keep[self._index[uid]] = True
+        self._watched &= keep
+
+    def sensor_state(self, uid: str) -> dict[str, Any]:
+        """A sensor's rule states (rule id → the rule's state value), for snapshots."""
+        return self.engine.state(self._index[uid])
 
     def handle(self, msg: Inbound) -> None:
         """Process one message completely; never raises."""
-        self.counters.received += 1
+        self.handle_batch([msg])
+
+    def handle_batch(self, msgs: Sequence[Inbound]) -> None:
+        """Decode every message, evaluate all their readings together, emit; never raises.
+
+        A defect of ours must not stop the service or lose a message: it is logged, and the
+        messages it concerns go to the dead-letter topic with the reason ``internal_error``.
+        """
+        readings: list[Reading] = []
+        now_ms = self.clock.now_ms()
+        for msg in msgs:
+            self.counters.received += 1
+            try:
+                decoded = decode_reading_message(
+                    msg.topic, msg.payload, self.registry, now_ms, self.limits
+                )
+                readings.extend(decoded.readings)
+                rejections = decoded.rejections
+            except Exception:
+                log.exception("internal error while decoding a message on %s", msg.topic)
+                rejections = [
+                    Rejection(Reason.INTERNAL_ERROR, "internal error; see the service log")
+                ]
+            if rejections:
+                self._reject(msg, rejections)
+        if not readings:
+            return
         try:
-            decoded = decode_reading_message(
-                msg.topic, msg.payload, self.registry, self.clock.now_ms(), self.limits
-            )
-            for reading in decoded.readings:
-                self.evaluate(reading)
-            rejections = decoded.rejections
+            self.evaluate_many(readings)
         except Exception:
-            # A defect of ours must not stop the service or lose the message: say so loudly,
-            # keep the payload in the dead-letter topic and go on with the next message.
-            log.exception("internal error while handling a message on %s", msg.topic)
-            rejections = [Rejection(Reason.INTERNAL_ERROR, "internal error; see the service log")]
-        if rejections:
-            self._reject(msg, rejections)
+            log.exception("internal error while evaluating %d readings", len(readings))
+            for msg in msgs:
+                self._reject(
+                    msg, [Rejection(Reason.INTERNAL_ERROR, "internal error; see the service log")]
+                )
 
     def evaluate(self, reading: Reading) -> list[AlarmEvent]:
-        """Run one accepted reading through its sensor's rules and emit the events.
+        """Run one accepted reading through its sensor's rules and emit the events."""
+        return self.evaluate_many([reading])
 
-        Clock-driven rules (offline) hear of the reading at its *arrival* time on our clock:
+    def evaluate_many(
+        self, readings: Sequence[Reading], arrival_ms: Sequence[int] | None = None
+    ) -> list[AlarmEvent]:
+        """Run accepted readings (in arrival order) through their sensors' rules; emit.
+
+        Clock-driven rules (offline) hear of a reading at its *arrival* time on our clock
+        (now, unless ``arrival_ms`` says when each arrived, as a replay does):
         whether data arrives is what they judge, so a device whose clock lags, a back-fill of
         old readings or a replay faster than real time is never taken for a silent device.
         """
-        self.counters.readings += 1
-        sensor = self.registry.sensors[reading.sensor]
-        reading_rules, clock_rules = self._rules[reading.sensor]
-        # The pipeline owns these dicts; the engine returns new states and they are stored here.
-        state = self.states.setdefault(reading.sensor, {})
-        rule_events: list[RuleEvent] = []
-        if clock_rules:
-            alive, rule_events = engine.evaluate_sensor(
-                clock_rules, state, self.clock.now_ms(), reading.value, reading.quality
-            )
-            state.update(alive)
-        stale = engine.rules_stale(reading_rules, state, reading.ts_ms)
-        if stale:
-            self.counters.stale += 1
-        else:
-            judged, more = engine.evaluate_sensor(
-                reading_rules, state, reading.ts_ms, reading.value, reading.quality
-            )
-            state.update(judged)
-            rule_events.extend(more)
-            self.counters.evaluated += 1
-        if stale and not rule_events:
-            return []
-        events = [to_alarm_event(self.registry, sensor, e, self.language) for e in rule_events]
-        for event in events:
-            self._emit(event)
-        events.extend(self._feed_zones(sensor, reading.ts_ms))
+        n = len(readings)
+        sensor = np.fromiter((self._index[r.sensor] for r in readings), np.int64, n)
+        ts = np.fromiter((r.ts_ms for r in readings), np.int64, n)
+        value = np.fromiter((r.value for r in readings), np.float64, n)
+        quality = np.fromiter((r.quality for r in readings), np.int64, n)
+        arrival = (
+            np.full(n, self.clock.now_ms(), dtype=np.int64)
+            if arrival_ms is None
+            else np.asarray(arrival_ms, dtype=np.int64)
+        )
+        zoned = [i for i, s in enumerate(sensor.tolist()) if s in self._zoned]
+        before = {s: self._levels(s) for s in {int(sensor[i]) for i in zoned}}
+        stale = self._count(sensor, ts)
+        found = self.engine.evaluate(sensor, ts, value, quality, arrival)
+        by_reading: dict[int, list[tuple[int, RuleEvent]]] = {}
+        for position, s, rule_event in found:
+            by_reading.setdefault(position, []).append((s, rule_event))
+        zoned_positions = set(zoned)
+        events: list[AlarmEvent] = []
+        # Reading by reading, as the reference order has it: a reading's own events, then what
+        # its zones make of the sensor's new levels.
+        for position in sorted(by_reading.keys() | zoned_positions):
+            own = by_reading.get(position, [])
+            for s, rule_event in own:
+                event = to_alarm_event(self.registry, self._sensors[s], rule_event, self.language)
+                self._emit(event)
+                events.append(event)
+            if position not in zoned_positions or (stale[position] and not own):
+                continue  # not a zone member, or a late or duplicate reading: nothing new
+            s = int(sensor[position])
+            levels = before[s]
+            for _s, rule_event in own:
+                levels[rule_event.rule_id] = int(rule_event.level) if rule_event.level else 0
+            events.extend(self._feed_zones(self._sensors[s], int(ts[position]), levels))
         return events
 
-    def tick(self, now_ms: int, part: slice = slice(None)) -> list[AlarmEvent]:
+    def _count(self, sensor: Ints, ts: Ints) -> Bools:
+        """Count the readings; those not newer than their sensor's newest one are ``stale``
+        (returned as a mask in arrival order)."""
+        seg = Segments.of(sensor)
+        grouped = ts[seg.order]
+        seen = running_max(seg, grouped, self._newest)
+        mask = np.zeros(len(sensor), dtype=np.bool_)
+        mask[seg.order] = grouped <= seen
+        stale = int(mask.sum())
+        self._newest[seg.seg_slot] = np.maximum(
+            self._newest[seg.seg_slot], np.maximum.reduceat(grouped, seg.first)
+        )
+        self.counters.readings += len(sensor)
+        self.counters.stale += stale
+        self.counters.evaluated += len(sensor) - stale
+        return mask
+
+    def _levels(self, sensor: int) -> dict[str, int]:
+        return {
+            rule_id: int(state.latch.level) for rule_id, state in self.engine.state(sensor).items()
+        }
+
+    def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Let time pass for the sensors whose rules watch the clock (offline detection).
 
         Runs whether or not any reading arrives, so a sensor that was never heard from, or a
-        whole feed that went silent, still raises its alarm on time. ``part`` ticks a slice of
-        the watched sensors, so a runner can spread a large registry's tick over the loop.
+        whole feed that went silent, still raises its alarm on time. All watched sensors are
+        ticked at once, as columns.
         """
         events: list[AlarmEvent] = []
-        for sensor, clock_rules in self._clock_watched[part]:
-            state = self.states.setdefault(sensor.uid, {})
-            ticked, rule_events = engine.tick_sensor(clock_rules, state, now_ms)
-            state.update(ticked)
-            for rule_event in rule_events:
-                event = to_alarm_event(self.registry, sensor, rule_event, self.language)
-                self._emit(event)
-                events.append(event)
-            if rule_events:
-                events.extend(self._feed_zones(sensor, now_ms))
+        ticked: dict[int, list[AlarmEvent]] = {}
+        for s, rule_event in self.engine.tick(now_ms, self._watched):
+            event = to_alarm_event(self.registry, self._sensors[s], rule_event, self.language)
+            self._emit(event)
+            events.append(event)
+            ticked.setdefault(s, []).append(event)
+        for s in ticked:
+            if s in self._zoned:
+                events.extend(self._feed_zones(self._sensors[s], now_ms, self._levels(s)))
         return events
 
-    def _feed_zones(self, sensor: Sensor, ts_ms: int) -> list[AlarmEvent]:
+    def _feed_zones(self, sensor: Sensor, ts_ms: int, levels: dict[str, int]) -> list[AlarmEvent]:
         """Tell each zone of ``sensor`` the sensor's current level; emit the zone events.
 
-        Called after every evaluated reading of a member (not only when its level changed), so
-        a composite rule's on- and off-delays run on the members' readings.
+        ``levels`` are the sensor's rule levels after the reading. Called after every
+        evaluated reading of a member (not only when its level changed), so a composite
+        rule's on- and off-delays run on the members' readings.
         """
         events: list[AlarmEvent] = []
         for zone in self.registry.zones_of(sensor.uid):
             states = self.zone_states.setdefault(zone.uid, {})
             for rule in zone.rules:
-                level = self._member_level(sensor.uid, rule.member_rule)
+                if rule.member_rule is not None:
+                    level = levels.get(rule.member_rule, 0)
+                else:
+                    level = max(levels.values(), default=0)
                 old = states.get(rule.rule_id)
                 new, rule_event = composite.update(
                     rule, rule.initial() if old is None else old, sensor.uid, level, ts_ms
@@ -189,14 +261,6 @@ class Pipeline:
                     self._emit(event)
                     events.append(event)
         return events
-
-    def _member_level(self, sensor: str, member_rule: str | None) -> int:
-        """A sensor's highest active alarm level (0: none), over one rule or all of them."""
-        state = self.states.get(sensor, {})
-        if member_rule is not None:
-            rule_state = state.get(member_rule)
-            return 0 if rule_state is None else int(rule_state.latch.level)
-        return max((int(s.latch.level) for s in state.values()), default=0)
 
     def _emit(self, event: AlarmEvent) -> None:
         self.counters.alarms[event.level.label if event.level else "cleared"] += 1

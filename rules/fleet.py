@@ -1,0 +1,265 @@
+"""The fleet engine: every sensor's rules, evaluated a batch of readings at a time.
+
+The per-reading engine (:mod:`rules.engine`) is the reference: one sensor, one reading, each
+rule's pure ``evaluate``. Called once per reading per rule, Python spends its time in the
+calls, not the arithmetic. This engine gives exactly the same events and states for the same
+readings in the same order, but evaluates each rule kind for all sensors of a batch at once in
+a *lane* (:mod:`rules.lanes`), whose state lives in numpy columns. A rule no lane takes (one
+with an on-delay, a kind without a lane) is evaluated by the reference code in the *object
+lane*, so nothing is left out and a configuration never changes what fires.
+
+The same engine serves both fast paths of the issue: the runner hands it each micro-batch
+("whatever arrived in the last few ms"), ``earlywarn backtest`` and the batch path hand it a
+whole recording. Per-sensor states come and go as the reference values
+(:meth:`FleetEngine.state`, :meth:`FleetEngine.add`) for snapshots and tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rules.base import Rule
+from rules.events import RuleEvent, with_flapping
+from rules.lanes.base import Batch, Lane
+from rules.lanes.columns import Bools, Floats, Ints
+
+CLOCK_KINDS = frozenset({"offline"})
+"""Kinds that judge whether data arrives: they hear of a reading at its arrival time."""
+
+Evaluated = list[tuple[int, int, RuleEvent]]
+"""``(reading position, sensor, event)``, in the order the reference engine gives them."""
+Ticked = list[tuple[int, RuleEvent]]
+"""``(sensor, event)``, ordered by sensor, then by the sensor's rule order."""
+
+
+def default_lanes() -> list[Lane]:
+    """One lane per kind that has one."""
+    from rules.lanes.threshold import ThresholdLane  # noqa: PLC0415
+
+    lanes: list[Lane] = [ThresholdLane()]
+    for module, name in _OPTIONAL_LANES:
+        try:
+            factory: Callable[[], Lane] = getattr(__import__(module, fromlist=[name]), name)
+        except (ImportError, AttributeError):
+            continue
+        lanes.append(factory())
+    return lanes
+
+
+_OPTIONAL_LANES: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class _Map:
+    """For one lane: which slots each sensor has (CSR) and whose they are."""
+
+    slot_sensor: list[int] = field(default_factory=list)
+    slot_position: list[int] = field(default_factory=list)
+    per_sensor: list[list[int]] = field(default_factory=list)
+    counts: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    offsets: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    flat: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    sensor_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    position_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    dirty: bool = True
+
+    def build(self) -> None:
+        self.counts = np.array([len(s) for s in self.per_sensor], dtype=np.int64)
+        self.offsets = np.concatenate(([0], np.cumsum(self.counts)))[:-1].astype(np.int64)
+        self.flat = np.array([x for s in self.per_sensor for x in s], dtype=np.int64)
+        self.sensor_of = np.array(self.slot_sensor, dtype=np.int64)
+        self.position_of = np.array(self.slot_position, dtype=np.int64)
+        self.dirty = False
+
+
+@dataclass(slots=True)
+class _Objects:
+    """The object lane: rules evaluated reading by reading by their reference code."""
+
+    rules: list[Rule] = field(default_factory=list)
+    states: list[Any] = field(default_factory=list)
+    sensor: list[int] = field(default_factory=list)
+    position: list[int] = field(default_factory=list)
+    per_sensor: list[list[int]] = field(default_factory=list)
+
+
+class FleetEngine:
+    """Rules and states of many sensors; batches of readings in, events out."""
+
+    def __init__(
+        self, lanes: Iterable[Lane] | None = None, clock_kinds: frozenset[str] = CLOCK_KINDS
+    ) -> None:
+        self.lanes: list[Lane] = list(default_lanes() if lanes is None else lanes)
+        self.clock_kinds = clock_kinds
+        self._maps = [_Map() for _ in self.lanes]
+        self._objects = _Objects()
+        self._placed: list[list[tuple[int, int]]] = []
+        """Per sensor, per rule (in order): (lane index or -1 for the object lane, slot)."""
+        self._rules: list[tuple[Rule, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def add(self, rules: Sequence[Rule], state: Mapping[str, Any] | None = None) -> int:
+        """Take a sensor's rules and (optionally) their states; return the sensor's index."""
+        sensor = len(self._rules)
+        state = state or {}
+        placed: list[tuple[int, int]] = []
+        for m in self._maps:
+            m.per_sensor.append([])
+            m.dirty = True
+        self._objects.per_sensor.append([])
+        for position, rule in enumerate(rules):
+            current = state.get(rule.rule_id)
+            current = rule.initial() if current is None else current
+            placed.append(self._place(sensor, position, rule, current))
+        self._placed.append(placed)
+        self._rules.append(tuple(rules))
+        return sensor
+
+    def _place(self, sensor: int, position: int, rule: Rule, state: Any) -> tuple[int, int]:
+        for index, lane in enumerate(self.lanes):
+            if lane.kind == rule.kind and lane.accepts(rule, state):
+                slot = lane.add(rule, state)
+                m = self._maps[index]
+                m.slot_sensor.append(sensor)
+                m.slot_position.append(position)
+                m.per_sensor[sensor].append(slot)
+                return index, slot
+        objects = self._objects
+        objects.rules.append(rule)
+        objects.states.append(state)
+        objects.sensor.append(sensor)
+        objects.position.append(position)
+        objects.per_sensor[sensor].append(len(objects.rules) - 1)
+        return -1, len(objects.rules) - 1
+
+    def rules(self, sensor: int) -> tuple[Rule, ...]:
+        """The sensor's rules, in order."""
+        return self._rules[sensor]
+
+    def state(self, sensor: int) -> dict[str, Any]:
+        """The sensor's rule states as reference values (rule id → state)."""
+        out: dict[str, Any] = {}
+        for rule, (lane, slot) in zip(self._rules[sensor], self._placed[sensor], strict=True):
+            out[rule.rule_id] = (
+                self._objects.states[slot] if lane < 0 else self.lanes[lane].get(slot)
+            )
+        return out
+
+    def level(self, sensor: int, rule_id: str | None = None) -> int:
+        """The sensor's alarm level: of one rule, or the highest of all (0: none)."""
+        best = 0
+        for rule, (lane, slot) in zip(self._rules[sensor], self._placed[sensor], strict=True):
+            if rule_id is not None and rule.rule_id != rule_id:
+                continue
+            if lane < 0:
+                value = int(self._objects.states[slot].latch.level)
+            else:
+                value = int(self.lanes[lane].level(np.array([slot], dtype=np.int64))[0])
+            best = max(best, value)
+        return best
+
+    def placement(self) -> dict[str, int]:
+        """How many (sensor, rule) pairs each lane holds; ``object`` for the reference path."""
+        counts: dict[str, int] = {}
+        for lane, m in zip(self.lanes, self._maps, strict=True):
+            if m.slot_sensor:
+                counts[lane.kind] = counts.get(lane.kind, 0) + len(m.slot_sensor)
+        if self._objects.rules:
+            counts["object"] = len(self._objects.rules)
+        return counts
+
+    def evaluate(
+        self,
+        sensor: Ints,
+        ts: Ints,
+        value: Floats,
+        quality: Ints | None = None,
+        arrival: Ints | None = None,
+    ) -> Evaluated:
+        """Apply readings (in arrival order) of any sensors; events in reference order.
+
+        ``arrival`` is when each reading arrived on our clock; rules of :data:`CLOCK_KINDS`
+        judge that time, not the device's. Without it they use ``ts`` (a recording).
+        """
+        n = len(sensor)
+        if n == 0:
+            return []
+        qual = np.zeros(n, np.int64) if quality is None else quality
+        tagged: list[tuple[int, int, int, RuleEvent]] = []
+        for index, lane in enumerate(self.lanes):
+            m = self._maps[index]
+            if not m.slot_sensor:
+                continue
+            if m.dirty:
+                m.build()
+            counts = m.counts[sensor]
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            reading = np.repeat(np.arange(n, dtype=np.int64), counts)
+            starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
+            slots = m.flat[starts + np.arange(total, dtype=np.int64)]
+            times = arrival if arrival is not None and lane.kind in self.clock_kinds else ts
+            batch = Batch(slots, times[reading], value[reading], qual[reading])
+            for at, event in lane.evaluate(batch):
+                slot = int(slots[at])
+                r = int(reading[at])
+                tagged.append((r, int(m.position_of[slot]), int(sensor[r]), event))
+        if self._objects.rules:
+            tagged.extend(self._evaluate_objects(sensor, ts, value, qual, arrival))
+        tagged.sort(key=lambda t: (t[0], t[1]))
+        return [(r, s, e) for r, _p, s, e in tagged]
+
+    def _evaluate_objects(
+        self, sensor: Ints, ts: Ints, value: Floats, quality: Ints, arrival: Ints | None
+    ) -> list[tuple[int, int, int, RuleEvent]]:
+        objects = self._objects
+        out: list[tuple[int, int, int, RuleEvent]] = []
+        clock = self.clock_kinds
+        arrivals = None if arrival is None else arrival.tolist()
+        rows = zip(sensor.tolist(), ts.tolist(), value.tolist(), quality.tolist(), strict=True)
+        for r, (s, t, v, q) in enumerate(rows):
+            for index in objects.per_sensor[s]:
+                rule = objects.rules[index]
+                at = arrivals[r] if arrivals is not None and rule.kind in clock else t
+                new, event = rule.evaluate(objects.states[index], at, v, q)
+                objects.states[index] = new
+                if event is not None:
+                    flagged = with_flapping(event, new.latch.flapping)
+                    out.append((r, objects.position[index], s, flagged))
+        return out
+
+    def tick(self, now_ms: int, sensors: Bools | None = None) -> Ticked:
+        """Let time pass for every sensor (or those where ``sensors``): offline detection.
+
+        Only rules of :data:`CLOCK_KINDS` act on ticks; the others are not visited.
+        """
+        tagged: list[tuple[int, int, RuleEvent]] = []
+        for index, lane in enumerate(self.lanes):
+            m = self._maps[index]
+            if lane.kind not in self.clock_kinds or not m.slot_sensor:
+                continue
+            if m.dirty:
+                m.build()
+            mask = None if sensors is None else sensors[m.sensor_of]
+            for slot, event in lane.tick(now_ms, mask):
+                tagged.append((int(m.sensor_of[slot]), int(m.position_of[slot]), event))
+        objects = self._objects
+        for index, rule in enumerate(objects.rules):
+            s = objects.sensor[index]
+            if rule.kind not in self.clock_kinds or (sensors is not None and not sensors[s]):
+                continue
+            new, moved = rule.tick(objects.states[index], now_ms)
+            objects.states[index] = new
+            if moved is not None:
+                tagged.append(
+                    (s, objects.position[index], with_flapping(moved, new.latch.flapping))
+                )
+        tagged.sort(key=lambda t: (t[0], t[1]))
+        return [(s, e) for s, _p, e in tagged]

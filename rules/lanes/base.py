@@ -1,0 +1,65 @@
+"""What a lane offers the fleet engine.
+
+A lane holds every (sensor, rule) *slot* of one rule kind that it can evaluate with arrays.
+It is the columnar twin of that kind's reference implementation (the rule's own
+``evaluate``/``tick``): for the same readings in the same order it must give the same events
+and, through :meth:`Lane.get`, the same state values — a property test per lane checks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rules.base import Rule
+from rules.events import RuleEvent
+from rules.lanes.columns import Bools, Floats, Ints
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Observations for a lane, in arrival order: one per (reading, slot)."""
+
+    slot: Ints
+    ts: Ints
+    value: Floats
+    quality: Ints
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+
+Emitted = list[tuple[int, RuleEvent]]
+"""``(position, event)``: for :meth:`Lane.evaluate` the event's observation in the batch, for
+:meth:`Lane.tick` the slot. Events carry the latch's ``flapping`` flag."""
+
+
+class Lane(Protocol):
+    """Columnar evaluation of one rule kind for many slots."""
+
+    kind: str
+    """The rule kind (``threshold``, ``offline``…)."""
+
+    def accepts(self, rule: Rule, state: Any) -> bool:
+        """Whether this lane can evaluate ``rule`` from ``state`` (its reference state)."""
+        ...
+
+    def add(self, rule: Rule, state: Any) -> int:
+        """Take a rule that :meth:`accepts` with its state; return its slot."""
+        ...
+
+    def get(self, slot: int) -> Any:
+        """The slot's state as the reference state value (for snapshots and tables)."""
+        ...
+
+    def level(self, slots: Ints) -> Ints:
+        """The current alarm level of each slot (0: none)."""
+        ...
+
+    def evaluate(self, batch: Batch) -> Emitted:
+        """Apply the batch; events ordered by position."""
+        ...
+
+    def tick(self, now_ms: int, slots: Bools | None = None) -> Emitted:
+        """Let time pass for every slot (or those where ``slots``); events ordered by slot."""
+        ...

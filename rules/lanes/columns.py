@@ -1,0 +1,323 @@
+"""Segmented array primitives and the alarm latch as columns, shared by every lane.
+
+A lane evaluates a batch of observations of many (sensor, rule) *slots* at once. The batch is
+grouped by slot with the arrival order kept inside each slot (:class:`Segments`), so every
+per-slot sequential rule of the reference engine (the newest reading wins, a latch follows its
+set and clear marks, flapping counts the last N evaluations) becomes a segmented scan:
+a running maximum, a forward fill, a windowed count. The reference, reading by reading, is
+:mod:`rules.latch`; :func:`advance` gives exactly its levels, starts, histories and flapping
+flags for latches without on-delay, off-delay or consecutive count (the lanes accept only such
+rules and leave the others to the engine's object lane).
+
+Integer columns hold ``None`` as :data:`NONE` (the smallest int64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from rules.events import Change
+from rules.latch import Delays, LatchState
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+NONE = int(np.iinfo(np.int64).min)
+"""``None`` in an int64 column."""
+
+_CHANGES = (Change.RAISED, Change.LEVEL_CHANGED, Change.CLEARED)
+
+
+def opt(value: int) -> int | None:
+    """A column value back to ``int | None``."""
+    return None if value == NONE else int(value)
+
+
+def col(value: int | None) -> int:
+    """``int | None`` to a column value."""
+    return NONE if value is None else value
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    """A lane's observations grouped by slot, arrival order kept within each slot.
+
+    ``order[i]`` is the caller's position of grouped observation ``i``. Segment ``s`` holds the
+    grouped observations ``first[s]..last[s]`` of slot ``seg_slot[s]``; ``seg_of[i]`` is the
+    segment of observation ``i`` and ``rank[i]`` its 1-based place in it.
+    """
+
+    order: Ints
+    slot: Ints
+    first: Ints
+    last: Ints
+    seg_slot: Ints
+    seg_of: Ints
+    rank: Ints
+
+    @classmethod
+    def of(cls, slots: Ints) -> Segments:
+        """Group ``slots`` (one per observation, in arrival order)."""
+        order = np.argsort(slots, kind="stable").astype(np.int64)
+        grouped = slots[order]
+        n = len(grouped)
+        starts = np.ones(n, dtype=np.bool_)
+        if n:
+            starts[1:] = grouped[1:] != grouped[:-1]
+        first = np.flatnonzero(starts).astype(np.int64)
+        last = np.empty_like(first)
+        if len(first):
+            last[:-1] = first[1:] - 1
+            last[-1] = n - 1
+        seg_of = np.cumsum(starts, dtype=np.int64) - 1
+        rank = np.arange(n, dtype=np.int64) - first[seg_of] + 1 if n else np.zeros(0, np.int64)
+        return cls(order, grouped, first, last, grouped[first], seg_of, rank)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def take(self, keep: Bools) -> Segments:
+        """The observations where ``keep`` (grouped positions), still grouped by slot; their
+        ``order`` stays the caller's positions."""
+        sub = Segments.of(self.slot[keep])
+        return Segments(
+            self.order[keep][sub.order], sub.slot, sub.first, sub.last, sub.seg_slot,
+            sub.seg_of, sub.rank,
+        )  # fmt: skip
+
+    def previous(self, values: Ints, initial: Ints) -> Ints:
+        """Each observation's predecessor in its segment; ``initial[slot]`` for the first."""
+        out = np.empty_like(values)
+        if len(values):
+            out[1:] = values[:-1]
+            out[self.first] = initial[self.seg_slot]
+        return out
+
+
+def running_max(seg: Segments, values: Ints, initial: Ints) -> Ints:
+    """The maximum of ``initial[slot]`` and each observation's *earlier* values in its segment
+    (:data:`NONE` counts as nothing); exclusive, so the first one gets ``initial[slot]``."""
+    n = len(values)
+    out = initial[seg.slot].copy() if n else np.zeros(0, np.int64)
+    if n == 0:
+        return out
+    present = values != NONE
+    if present.any():
+        lo = int(values[present].min())
+        hi = int(values[present].max())
+        span = hi - lo + 2
+        if span * (len(seg.first) + 1) < 2**62:
+            key = np.where(present, values - lo + 1, 0) + seg.seg_of * span
+            acc = np.maximum.accumulate(key) - seg.seg_of * span
+            before = np.zeros(n, dtype=np.int64)
+            before[1:] = acc[:-1]
+            before[seg.first] = 0
+            earlier = np.where(before > 0, before + lo - 1, NONE)
+            return np.maximum(out, earlier)
+        for s, (a, b) in enumerate(zip(seg.first.tolist(), seg.last.tolist(), strict=True)):
+            best = int(initial[seg.seg_slot[s]])
+            for i in range(a, b + 1):
+                out[i] = best
+                if values[i] != NONE:
+                    best = max(best, int(values[i]))
+    return out
+
+
+def newer(seg: Segments, ts: Ints, counts: Bools, last_ts: Ints) -> Bools:
+    """Observations that count and are newer than every counted one before them (and than the
+    slot's ``last_ts``): the reference engine's stale check, done for a whole batch."""
+    seen = running_max(seg, np.where(counts, ts, NONE), last_ts)
+    return counts & (ts > seen)
+
+
+def forward_fill(seg: Segments, marks: npt.NDArray[np.int8], initial: Bools) -> Bools:
+    """A latch per segment: +1 sets, -1 resets, 0 keeps; ``initial[slot]`` before the first."""
+    n = len(marks)
+    if n == 0:
+        return np.zeros(0, dtype=np.bool_)
+    index = np.where(marks != 0, np.arange(n, dtype=np.int64), -1)
+    last = np.maximum.accumulate(index)
+    own = last >= seg.first[seg.seg_of]
+    return np.where(own, marks[np.maximum(last, 0)] == 1, initial[seg.slot])
+
+
+def fill_values(seg: Segments, at: Bools, values: Ints, initial: Ints) -> Ints:
+    """Per observation, ``values`` of the latest observation of its segment (itself included)
+    where ``at``; ``initial[slot]`` before the first such one."""
+    n = len(at)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    index = np.where(at, np.arange(n, dtype=np.int64), -1)
+    last = np.maximum.accumulate(index)
+    own = last >= seg.first[seg.seg_of]
+    return np.where(own, values[np.maximum(last, 0)], initial[seg.slot])
+
+
+def hysteresis_count(seg: Segments, reached: Bools, held: Bools, latched_before: Bools) -> Ints:
+    """How many levels are latched after each observation, levels being independent latches
+    (set where reached, reset where not held) — the reference latch without delays when the
+    levels' set and clear points are monotone. ``reached``/``held`` are ``(n, L)``;
+    ``latched_before`` is ``(slots, L)``."""
+    n, width = reached.shape
+    count = np.zeros(n, dtype=np.int64)
+    for j in range(width):
+        marks = np.where(reached[:, j], 1, np.where(held[:, j], 0, -1)).astype(np.int8)
+        count += forward_fill(seg, marks, latched_before[:, j])
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """The level changes of a batch, one entry per change, in grouped order."""
+
+    at: Ints
+    """Grouped positions of the observations that changed the level."""
+    old: Ints
+    new: Ints
+    start_ms: Ints
+    flapping: Bools
+
+    def changes(self) -> list[Change]:
+        """Raised, level changed or cleared, per entry."""
+        kinds = np.where(self.old == 0, 0, np.where(self.new == 0, 2, 1)).tolist()
+        return [_CHANGES[k] for k in kinds]
+
+
+class LatchColumns:
+    """The :class:`~rules.latch.LatchState` of every slot of a lane, as columns.
+
+    Only latches without pending on-delays or a running off-delay fit (lanes take rules
+    without delays, whose latches never have either). The flapping parameters are per slot.
+    """
+
+    def __init__(self) -> None:
+        self.level = np.zeros(0, np.int64)
+        self.start_ms = np.zeros(0, np.int64)
+        self.last_ts_ms = np.zeros(0, np.int64)
+        self.history = np.zeros(0, np.uint64)
+        self.evaluations = np.zeros(0, np.int64)
+        self.flapping = np.zeros(0, np.bool_)
+        self.window = np.zeros(0, np.int64)
+        self.enter = np.zeros(0, np.float64)
+        self.leave = np.zeros(0, np.float64)
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+    def grow(self, delays: Delays) -> int:
+        """Add a slot with an initial latch; return its number."""
+        slot = len(self.level)
+        self.level = np.append(self.level, 0)
+        self.start_ms = np.append(self.start_ms, NONE)
+        self.last_ts_ms = np.append(self.last_ts_ms, NONE)
+        self.history = np.append(self.history, np.uint64(0))
+        self.evaluations = np.append(self.evaluations, 0)
+        self.flapping = np.append(self.flapping, False)
+        self.window = np.append(self.window, delays.flap_window)
+        self.enter = np.append(self.enter, delays.flap_enter)
+        self.leave = np.append(self.leave, delays.flap_leave)
+        return slot
+
+    @staticmethod
+    def fits(state: LatchState) -> bool:
+        """Whether a latch can live in columns (nothing pending, no off-delay running)."""
+        return not state.pending and state.release_ms is None
+
+    def get(self, slot: int) -> LatchState:
+        """The slot's latch as the reference value."""
+        return LatchState(
+            level=int(self.level[slot]),
+            start_ms=opt(int(self.start_ms[slot])),
+            last_ts_ms=opt(int(self.last_ts_ms[slot])),
+            pending=(),
+            release_ms=None,
+            history=int(self.history[slot]),
+            evaluations=int(self.evaluations[slot]),
+            flapping=bool(self.flapping[slot]),
+        )
+
+    def put(self, slot: int, state: LatchState) -> None:
+        """Store a latch that :meth:`fits`; ``ValueError`` otherwise."""
+        if not self.fits(state):
+            msg = "a latch with a delay in progress cannot be held in columns"
+            raise ValueError(msg)
+        self.level[slot] = state.level
+        self.start_ms[slot] = col(state.start_ms)
+        self.last_ts_ms[slot] = col(state.last_ts_ms)
+        self.history[slot] = np.uint64(state.history)
+        self.evaluations[slot] = state.evaluations
+        self.flapping[slot] = state.flapping
+
+    def advance(self, seg: Segments, ts: Ints, level: Ints) -> Moves:
+        """Apply one evaluation per observation of ``seg``, whose level after it is ``level``.
+
+        Updates level, start, history, evaluations and flapping of the slots (not
+        ``last_ts_ms``: what counts as seen differs by kind) and returns the changes with the
+        start and flapping flag their events carry — as :func:`rules.latch.step` and
+        :func:`rules.latch.flap` would, one evaluation at a time.
+        """
+        n = len(level)
+        if n == 0:
+            none = np.zeros(0, np.int64)
+            return Moves(none, none, none, none, np.zeros(0, np.bool_))
+        before = seg.previous(level, self.level)
+        changed = level != before
+        raised = changed & (before == 0)
+        start = fill_values(seg, raised, ts, self.start_ms)
+        flags = self._flap(seg, changed)
+        slots, last = seg.seg_slot, seg.last
+        self.level[slots] = level[last]
+        self.start_ms[slots] = np.where(level[last] == 0, NONE, start[last])
+        self._history(seg, changed)
+        at = np.flatnonzero(changed)
+        starts = start[at]
+        return Moves(
+            at=at,
+            old=before[at],
+            new=level[at],
+            start_ms=np.where(starts == NONE, ts[at], starts),
+            flapping=flags[at],
+        )
+
+    def _flap(self, seg: Segments, changed: Bools) -> Bools:
+        window = self.window[seg.slot]
+        k = seg.rank
+        recent = np.minimum(k, window)
+        sums = np.concatenate(([0], np.cumsum(changed, dtype=np.int64)))
+        idx = np.arange(1, len(changed) + 1)
+        count = sums[idx] - sums[idx - recent]
+        old_bits = np.clip(window - k, 0, 63).astype(np.uint64)
+        mask = (np.uint64(1) << old_bits) - np.uint64(1)
+        old = np.where(k < window, self.history[seg.slot] & mask, np.uint64(0))
+        count = count + np.bitwise_count(old).astype(np.int64)
+        evaluations = np.minimum(self.evaluations[seg.slot] + k, window)
+        fraction = count / window
+        enter = (fraction >= self.enter[seg.slot]) & (2 * evaluations >= window)
+        leave = fraction <= self.leave[seg.slot]
+        marks = np.where(enter, 1, np.where(leave, -1, 0)).astype(np.int8)
+        flags = forward_fill(seg, marks, self.flapping)
+        slots, last = seg.seg_slot, seg.last
+        self.flapping[slots] = flags[last]
+        self.evaluations[slots] = evaluations[last]
+        return flags
+
+    def _history(self, seg: Segments, changed: Bools) -> None:
+        slots = seg.seg_slot
+        window = self.window[slots]
+        count = seg.last - seg.first + 1
+        full = np.uint64(2**64 - 1)
+        mask = np.where(
+            window >= 64, full, (np.uint64(1) << np.minimum(window, 63).astype(np.uint64)) - 1
+        ).astype(np.uint64)
+        shift = np.minimum(count, 63).astype(np.uint64)
+        hist = np.where(count < window, (self.history[slots] << shift) & mask, np.uint64(0))
+        bits = changed.astype(np.uint64)
+        for b in range(int(min(count.max(), window.max()))):
+            take = (b < count) & (b < window)
+            pos = np.where(take, seg.last - b, 0)
+            hist |= np.where(take, bits[pos] << np.uint64(b), np.uint64(0))
+        self.history[slots] = hist

@@ -1,0 +1,126 @@
+"""Threshold rules as columns: each level a hysteresis latch, all slots in one pass.
+
+Takes threshold rules without on-delay, off-delay or consecutive count whose clear set-points
+are in level order (as every preset's are); the engine's object lane evaluates the others with
+:mod:`rules.threshold`. For a ``low`` rule values and set-points are negated, so one comparison
+(``>=``) serves both directions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rules.base import Rule
+from rules.events import with_flapping
+from rules.lanes.base import Batch, Emitted
+from rules.lanes.columns import Bools, Ints, LatchColumns, Segments, hysteresis_count, newer
+from rules.latch import LatchState, Transition
+from rules.threshold import Direction, ThresholdRule
+
+WIDTH = 4
+"""At most one set-point per level: blue, yellow, orange, red."""
+
+
+def monotone(rule: ThresholdRule) -> bool:
+    """No delays, and clear set-points ordered like the set-points (so each level can latch on
+    its own and the latched count is the level)."""
+    clears = [sp.clear for sp in rule.setpoints]
+    return (
+        rule.on_delay_ms == 0
+        and rule.off_delay_ms == 0
+        and rule.consecutive == 1
+        and clears == sorted(clears, reverse=rule.direction is Direction.LOW)
+    )
+
+
+class ThresholdLane:
+    """Every column-friendly threshold rule of a fleet."""
+
+    kind = "threshold"
+
+    def __init__(self) -> None:
+        self.rules: list[ThresholdRule] = []
+        self.latch = LatchColumns()
+        self.sign = np.zeros(0, np.float64)
+        self.set = np.zeros((0, WIDTH), np.float64)
+        self.clear = np.zeros((0, WIDTH), np.float64)
+        self.levels = np.zeros((0, WIDTH), np.int64)
+        self.by_count = np.zeros((0, WIDTH + 1), np.int64)
+
+    def accepts(self, rule: Rule, state: Any) -> bool:
+        """Threshold rules that :func:`monotone` allows, with a latch that fits in columns."""
+        return (
+            isinstance(rule, ThresholdRule)
+            and monotone(rule)
+            and isinstance(state, LatchState)
+            and LatchColumns.fits(state)
+        )
+
+    def add(self, rule: Rule, state: Any) -> int:
+        """Take the rule and its latch; return the slot."""
+        if not isinstance(rule, ThresholdRule):
+            msg = f"the threshold lane cannot take a {rule.kind} rule"
+            raise TypeError(msg)
+        slot = self.latch.grow(rule.delays)
+        self.latch.put(slot, state)
+        self.rules.append(rule)
+        sign = 1.0 if rule.direction is Direction.HIGH else -1.0
+        sets = np.full(WIDTH, np.inf)
+        clears = np.full(WIDTH, np.inf)
+        levels = np.zeros(WIDTH, np.int64)
+        for j, sp in enumerate(rule.setpoints):
+            sets[j], clears[j], levels[j] = sign * sp.set, sign * sp.clear, int(sp.level)
+        self.sign = np.append(self.sign, sign)
+        self.set = np.vstack((self.set, sets))
+        self.clear = np.vstack((self.clear, clears))
+        self.levels = np.vstack((self.levels, levels))
+        self.by_count = np.vstack((self.by_count, np.concatenate(([0], levels))))
+        return slot
+
+    def get(self, slot: int) -> LatchState:
+        """The slot's latch (a threshold rule's whole state)."""
+        return self.latch.get(slot)
+
+    def level(self, slots: Ints) -> Ints:
+        """Current levels."""
+        return self.latch.level[slots]
+
+    def evaluate(self, batch: Batch) -> Emitted:
+        """As :func:`rules.threshold.evaluate` reading by reading: NaN and stale readings
+        change nothing."""
+        seg = Segments.of(batch.slot)
+        ts, values = batch.ts[seg.order], batch.value[seg.order]
+        keep = newer(seg, ts, np.isfinite(values), self.latch.last_ts_ms)
+        if not keep.any():
+            return []
+        sub = seg.take(keep)
+        ts, values = batch.ts[sub.order], batch.value[sub.order]
+        signed = (self.sign[sub.slot] * values)[:, None]
+        reached = signed >= self.set[sub.slot]
+        held = signed >= self.clear[sub.slot]
+        before = (self.levels > 0) & (self.latch.level[:, None] >= self.levels)
+        count = hysteresis_count(sub, reached, held, before)
+        level = self.by_count[sub.slot, count]
+        moves = self.latch.advance(sub, ts, level)
+        self.latch.last_ts_ms[sub.seg_slot] = ts[sub.last]
+        emitted: Emitted = []
+        changes = moves.changes()
+        for i, at in enumerate(moves.at.tolist()):
+            rule = self.rules[int(sub.slot[at])]
+            moved = Transition(
+                changes[i],
+                int(moves.old[i]),
+                int(moves.new[i]),
+                int(moves.start_ms[i]),
+                bool(moves.flapping[i]),
+            )
+            event = rule.band_event(moved, float(values[at]), int(ts[at]), "threshold")
+            emitted.append((int(sub.order[at]), with_flapping(event, moved.flapping)))
+        emitted.sort(key=lambda e: e[0])
+        return emitted
+
+    def tick(self, now_ms: int, slots: Bools | None = None) -> Emitted:
+        """Thresholds act on readings only."""
+        return []
