@@ -16,7 +16,7 @@ whole recording. Per-sensor states come and go as the reference values
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,8 @@ from rules.base import Rule
 from rules.events import RuleEvent, with_flapping
 from rules.lanes.base import Batch, Lane
 from rules.lanes.columns import Bools, Floats, Ints
+from rules.lanes.offline import OfflineLane
+from rules.lanes.threshold import ThresholdLane
 
 CLOCK_KINDS = frozenset({"offline"})
 """Kinds that judge whether data arrives: they hear of a reading at its arrival time."""
@@ -38,19 +40,7 @@ Ticked = list[tuple[int, RuleEvent]]
 
 def default_lanes() -> list[Lane]:
     """One lane per kind that has one."""
-    from rules.lanes.threshold import ThresholdLane  # noqa: PLC0415
-
-    lanes: list[Lane] = [ThresholdLane()]
-    for module, name in _OPTIONAL_LANES:
-        try:
-            factory: Callable[[], Lane] = getattr(__import__(module, fromlist=[name]), name)
-        except (ImportError, AttributeError):
-            continue
-        lanes.append(factory())
-    return lanes
-
-
-_OPTIONAL_LANES: tuple[tuple[str, str], ...] = ()
+    return [ThresholdLane(), OfflineLane()]
 
 
 @dataclass(slots=True)
