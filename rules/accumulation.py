@@ -14,7 +14,8 @@ Readings come from one of two kinds of gauge (``mode``):
 - ``cumulative``: a counter that grows. The increment is the rise since the previous reading;
   the first reading only sets the baseline. A counter lower than the previous one was reset
   and counts again from zero (increment = the new value) or, when ``counter_max`` is given,
-  wrapped round (increment = value + counter_max - previous). Negative counters are ignored.
+  wrapped round (increment = value + counter_max - previous). Negative counters, and
+  counters above ``counter_max``, are ignored.
 
 Sums are kept per time bucket of ``bucket_ms`` (default 5 min), buckets aligned to the epoch
 (so to the wall clock in UTC+8). Windows are judged at bucket resolution: a 3 h window is the
@@ -318,6 +319,8 @@ def increment(rule: AccumulationRule, state: AccumulationState, value: float) ->
     """The rain a reading adds, in micro-units; ``None`` when the reading is refused."""
     if value < 0:
         return None
+    if rule.counter_max is not None and value > rule.counter_max:
+        return None  # a counter cannot pass its own maximum: a garbled reading, not rain
     if rule.mode is Mode.INTERVAL:
         return _micro(value)
     if state.last_value is None:

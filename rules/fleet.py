@@ -24,10 +24,14 @@ import numpy as np
 
 from rules.base import Rule
 from rules.events import RuleEvent, with_flapping
+from rules.lanes.accumulation import AccumulationLane
 from rules.lanes.base import Batch, Lane
 from rules.lanes.columns import Bools, Floats, Ints
 from rules.lanes.offline import OfflineLane
+from rules.lanes.out_of_range import OutOfRangeLane
+from rules.lanes.spike import SpikeLane
 from rules.lanes.threshold import ThresholdLane
+from rules.lanes.trend import ProjectionLane, RateLane
 
 CLOCK_KINDS = frozenset({"offline"})
 """Kinds that judge whether data arrives: they hear of a reading at its arrival time."""
@@ -40,7 +44,15 @@ Ticked = list[tuple[int, RuleEvent]]
 
 def default_lanes() -> list[Lane]:
     """One lane per kind that has one."""
-    return [ThresholdLane(), OfflineLane()]
+    return [
+        ThresholdLane(),
+        OfflineLane(),
+        OutOfRangeLane(),
+        SpikeLane(),
+        AccumulationLane(),
+        RateLane(),
+        ProjectionLane(),
+    ]
 
 
 @dataclass(slots=True)
@@ -75,6 +87,8 @@ class _Objects:
     sensor: list[int] = field(default_factory=list)
     position: list[int] = field(default_factory=list)
     per_sensor: list[list[int]] = field(default_factory=list)
+    clocked: list[int] = field(default_factory=list)
+    """The rules of clock kinds, which ticks visit."""
 
 
 class FleetEngine:
@@ -126,6 +140,8 @@ class FleetEngine:
         objects.sensor.append(sensor)
         objects.position.append(position)
         objects.per_sensor[sensor].append(len(objects.rules) - 1)
+        if rule.kind in self.clock_kinds:
+            objects.clocked.append(len(objects.rules) - 1)
         return -1, len(objects.rules) - 1
 
     def rules(self, sensor: int) -> tuple[Rule, ...]:
@@ -177,14 +193,73 @@ class FleetEngine:
         ``arrival`` is when each reading arrived on our clock; rules of :data:`CLOCK_KINDS`
         judge that time, not the device's. Without it they use ``ts`` (a recording).
         """
-        n = len(sensor)
-        if n == 0:
+        if len(sensor) == 0:
             return []
+        qual = np.zeros(len(sensor), np.int64) if quality is None else quality
+        tagged = self._evaluate(sensor, ts, value, qual, arrival, clock=None)
+        tagged.sort(key=lambda t: (t[0], t[1]))
+        return [(r, s, e) for r, _p, s, e in tagged]
+
+    def replay(
+        self,
+        sensor: Ints,
+        ts: Ints,
+        value: Floats,
+        quality: Ints | None = None,
+        ticks: Ints | None = None,
+    ) -> Ticked:
+        """A recording at once: readings in time order, and ``ticks`` (ascending times).
+
+        Gives what :meth:`evaluate` of the readings between two ticks, then :meth:`tick`,
+        would give, tick after tick — a tick at ``t`` before the readings stamped at or after
+        ``t`` — returned as ``(sensor, event)`` in that order. Only the clock kinds depend on
+        the ticks, so every other lane takes the whole recording in one call; the clock kinds
+        go from tick to tick.
+        """
+        n = len(sensor)
         qual = np.zeros(n, np.int64) if quality is None else quality
+        times = np.zeros(0, np.int64) if ticks is None else ticks
+        tagged: list[tuple[int, int, int, int, int, RuleEvent]] = [
+            (r, 1, 0, 0, p, e)
+            for r, p, _s, e in self._evaluate(sensor, ts, value, qual, None, clock=False)
+        ]
+        bounds = np.searchsorted(ts, times, side="left").tolist()
+        start = 0
+        for k, (tick_ms, end) in enumerate(zip([*times.tolist(), None], [*bounds, n], strict=True)):
+            if end > start:
+                part = slice(start, end)
+                found = self._evaluate(
+                    sensor[part], ts[part], value[part], qual[part], None, clock=True
+                )
+                tagged.extend((r + start, 1, 0, 0, p, e) for r, p, _s, e in found)
+                start = end
+            if tick_ms is not None:
+                ticked = self._tick(tick_ms, None)
+                tagged.extend((end, 0, k, s, p, e) for s, p, e in ticked)
+        # Before reading ``r``: the ticks due (in order; by sensor, then rule, within one),
+        # then the reading's own events by rule.
+        tagged.sort(key=lambda t: t[:5])
+        return [(int(sensor[r]) if phase else s, e) for r, phase, _k, s, _p, e in tagged]
+
+    def _evaluate(
+        self,
+        sensor: Ints,
+        ts: Ints,
+        value: Floats,
+        quality: Ints,
+        arrival: Ints | None,
+        *,
+        clock: bool | None,
+    ) -> list[tuple[int, int, int, RuleEvent]]:
+        """Events as (reading, rule position, sensor, event), unsorted; ``clock`` True or
+        False limits the work to the clock kinds or to the others."""
+        n = len(sensor)
         tagged: list[tuple[int, int, int, RuleEvent]] = []
         for index, lane in enumerate(self.lanes):
             m = self._maps[index]
-            if not m.slot_sensor:
+            if not m.slot_sensor or (
+                clock is not None and clock != (lane.kind in self.clock_kinds)
+            ):
                 continue
             if m.dirty:
                 m.build()
@@ -196,28 +271,36 @@ class FleetEngine:
             starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
             slots = m.flat[starts + np.arange(total, dtype=np.int64)]
             times = arrival if arrival is not None and lane.kind in self.clock_kinds else ts
-            batch = Batch(slots, times[reading], value[reading], qual[reading])
+            batch = Batch(slots, times[reading], value[reading], quality[reading])
             for at, event in lane.evaluate(batch):
                 slot = int(slots[at])
                 r = int(reading[at])
                 tagged.append((r, int(m.position_of[slot]), int(sensor[r]), event))
         if self._objects.rules:
-            tagged.extend(self._evaluate_objects(sensor, ts, value, qual, arrival))
-        tagged.sort(key=lambda t: (t[0], t[1]))
-        return [(r, s, e) for r, _p, s, e in tagged]
+            tagged.extend(self._evaluate_objects(sensor, ts, value, quality, arrival, clock))
+        return tagged
 
     def _evaluate_objects(
-        self, sensor: Ints, ts: Ints, value: Floats, quality: Ints, arrival: Ints | None
+        self,
+        sensor: Ints,
+        ts: Ints,
+        value: Floats,
+        quality: Ints,
+        arrival: Ints | None,
+        clock: bool | None,
     ) -> list[tuple[int, int, int, RuleEvent]]:
         objects = self._objects
         out: list[tuple[int, int, int, RuleEvent]] = []
-        clock = self.clock_kinds
+        kinds = self.clock_kinds
         arrivals = None if arrival is None else arrival.tolist()
         rows = zip(sensor.tolist(), ts.tolist(), value.tolist(), quality.tolist(), strict=True)
         for r, (s, t, v, q) in enumerate(rows):
             for index in objects.per_sensor[s]:
                 rule = objects.rules[index]
-                at = arrivals[r] if arrivals is not None and rule.kind in clock else t
+                is_clock = rule.kind in kinds
+                if clock is not None and clock != is_clock:
+                    continue
+                at = arrivals[r] if arrivals is not None and is_clock else t
                 new, event = rule.evaluate(objects.states[index], at, v, q)
                 objects.states[index] = new
                 if event is not None:
@@ -230,6 +313,11 @@ class FleetEngine:
 
         Only rules of :data:`CLOCK_KINDS` act on ticks; the others are not visited.
         """
+        tagged = self._tick(now_ms, sensors)
+        tagged.sort(key=lambda t: (t[0], t[1]))
+        return [(s, e) for s, _p, e in tagged]
+
+    def _tick(self, now_ms: int, sensors: Bools | None) -> list[tuple[int, int, RuleEvent]]:
         tagged: list[tuple[int, int, RuleEvent]] = []
         for index, lane in enumerate(self.lanes):
             m = self._maps[index]
@@ -241,9 +329,9 @@ class FleetEngine:
             for slot, event in lane.tick(now_ms, mask):
                 tagged.append((int(m.sensor_of[slot]), int(m.position_of[slot]), event))
         objects = self._objects
-        for index, rule in enumerate(objects.rules):
-            s = objects.sensor[index]
-            if rule.kind not in self.clock_kinds or (sensors is not None and not sensors[s]):
+        for index in objects.clocked:
+            rule, s = objects.rules[index], objects.sensor[index]
+            if sensors is not None and not sensors[s]:
                 continue
             new, moved = rule.tick(objects.states[index], now_ms)
             objects.states[index] = new
@@ -251,5 +339,4 @@ class FleetEngine:
                 tagged.append(
                     (s, objects.position[index], with_flapping(moved, new.latch.flapping))
                 )
-        tagged.sort(key=lambda t: (t[0], t[1]))
-        return [(s, e) for s, _p, e in tagged]
+        return tagged

@@ -73,22 +73,46 @@ class Fit:
 def fit(samples: Sequence[Sample]) -> Fit | None:
     """Fit ``value = a + b·t`` by least squares; ``None`` with fewer than two samples.
 
-    Timestamps are taken relative to the newest sample (exact integers) and both time and value
-    are centred on their means before the sums, so the slope keeps its precision at epoch
-    timestamps and large offsets (a water level of 1 203.47 m moving by centimetres).
+    Timestamps are taken relative to the newest sample and centred on an integer next to
+    their mean, so every time quantity is an exact integer; values are taken relative to the
+    newest value. So the slope keeps its precision at epoch timestamps and large offsets (a
+    water level of 1 203.47 m moving by centimetres): the spread of the times is exact, and
+    the float terms summed are small. With ``e`` the centred times (summing to ``E``, less
+    than ``n``) and ``dv`` the value deviations (summing to ``D``), the exact identities
+    ``Σ(t - t̄)² = Σe² - E²/n`` and ``Σ(t - t̄)(v - v̄) = Σe·dv - E·D/n`` give the sums.
+
+    The arithmetic is spelled out on purpose: besides the exact integers, the float sums are
+    plain ones in sample order, oldest first, starting from ``0.0`` — about
+    ``len(samples)·2⁻⁵³`` relative precision for a steady trend, well inside the 12 digits
+    :func:`significant` keeps. A fixed order of IEEE operations is what lets the columnar lanes
+    (:mod:`rules.lanes.trend`) reproduce this fit bit for bit over thousands of windows at once;
+    ``math.fsum`` (or ``sum``, compensated since Python 3.12) could not be vectorised exactly.
     """
     n = len(samples)
     if n < 2:
         return None
-    newest = samples[-1][0]
-    offsets = [ts - newest for ts, _ in samples]
-    t_mean = sum(offsets) / n
-    v_mean = math.fsum(v for _, v in samples) / n
-    dts = [t - t_mean for t in offsets]
-    sxx = math.fsum(d * d for d in dts)
-    sxy = math.fsum(d * (v - v_mean) for d, (_, v) in zip(dts, samples, strict=True))
+    newest, last = samples[-1]
+    total = 0
+    for ts, _ in samples:
+        total += ts
+    total -= n * newest  # the sum of the times relative to the newest
+    centre = total // n
+    spread = total - n * centre
+    squares = 0
+    sed = 0.0
+    sdv = 0.0
+    for ts, v in samples:
+        e = ts - newest - centre
+        dv = v - last
+        squares += e * e
+        sed += e * dv
+        sdv += dv
+    sxx = squares - spread * spread / n
     if sxx <= 0:
         return None
+    sxy = sed - spread * sdv / n
+    t_mean = total / n
+    v_mean = last + sdv / n
     slope_per_ms = sxy / sxx
     return Fit(
         slope_per_hour=sxy * HOUR_MS / sxx,

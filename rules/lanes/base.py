@@ -37,8 +37,10 @@ Emitted = list[tuple[int, RuleEvent]]
 class Lane(Protocol):
     """Columnar evaluation of one rule kind for many slots."""
 
-    kind: str
-    """The rule kind (``threshold``, ``offline``…)."""
+    @property
+    def kind(self) -> str:
+        """The rule kind (``threshold``, ``offline``…)."""
+        ...
 
     def accepts(self, rule: Rule, state: Any) -> bool:
         """Whether this lane can evaluate ``rule`` from ``state`` (its reference state)."""

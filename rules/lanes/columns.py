@@ -271,7 +271,10 @@ class LatchColumns:
         flags = self._flap(seg, changed)
         slots, last = seg.seg_slot, seg.last
         self.level[slots] = level[last]
-        self.start_ms[slots] = np.where(level[last] == 0, NONE, start[last])
+        # A clear forgets the start; a latch that stayed at 0 keeps what it had (the reference
+        # carries it through its quiet path).
+        moved = np.maximum.reduceat(changed, seg.first)
+        self.start_ms[slots] = np.where((level[last] == 0) & moved, NONE, start[last])
         self._history(seg, changed)
         at = np.flatnonzero(changed)
         starts = start[at]

@@ -188,6 +188,16 @@ def test_a_cumulative_counter_with_a_maximum_wraps_round() -> None:
     assert rule.sums(state)[3 * HOUR] == pytest.approx(0.8 + 0.5 + 1.0)
 
 
+def test_a_counter_above_its_maximum_is_ignored_not_taken_as_negative_rain() -> None:
+    """A reading past ``counter_max`` is garbled: wrapping it would give a negative
+    increment (and negative bucket sums); it changes nothing, and the next good reading
+    continues from the last good one."""
+    rule = AccumulationRule("rain_total", Mode.CUMULATIVE, CMA.levels, counter_max=100.0)
+    state, _ = run(rule, every_5_min([99.0, 150.0, 99.5]))
+    assert rule.sums(state)[3 * HOUR] == pytest.approx(0.5)
+    assert state.last_value == 99.5
+
+
 def test_tipping_bucket_increments_add_up_exactly() -> None:
     """500 tips of 0.1 mm sum to exactly 50 mm (float addition would give 49.99999…)."""
     assert sum([0.1] * 500) != 50.0

@@ -80,3 +80,17 @@ def test_flapping_starts_at_exactly_the_limit() -> None:
         )
         assert lane.get(0).flapping is flapping
         assert lane.get(0).changes == changes
+
+
+def test_a_quiet_latch_keeps_a_start_it_was_loaded_with() -> None:
+    """The reference carries ``start_ms`` through quiet readings; so must the columns."""
+    rule = RULES[0]
+    loaded = LatchState(level=0, start_ms=5, last_ts_ms=10)
+    lane = ThresholdLane()
+    lane.add(rule, loaded)
+    state, _ = rule.evaluate(loaded, 20, 1.0)
+    lane.evaluate(
+        Batch(np.zeros(1, np.int64), np.array([20]), np.array([1.0]), np.zeros(1, np.int64))
+    )
+    assert lane.get(0) == state
+    assert state.start_ms == 5
