@@ -68,6 +68,8 @@ class _Map:
     sensor_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     position_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     dirty: bool = True
+    single: bool = False
+    """No sensor has more than one slot in the lane."""
 
     def build(self) -> None:
         self.counts = np.array([len(s) for s in self.per_sensor], dtype=np.int64)
@@ -75,6 +77,7 @@ class _Map:
         self.flat = np.array([x for s in self.per_sensor for x in s], dtype=np.int64)
         self.sensor_of = np.array(self.slot_sensor, dtype=np.int64)
         self.position_of = np.array(self.slot_position, dtype=np.int64)
+        self.single = bool(len(self.counts)) and int(self.counts.max()) <= 1
         self.dirty = False
 
 
@@ -257,21 +260,26 @@ class FleetEngine:
         tagged: list[tuple[int, int, int, RuleEvent]] = []
         for index, lane in enumerate(self.lanes):
             m = self._maps[index]
-            if not m.slot_sensor or (
-                clock is not None and clock != (lane.kind in self.clock_kinds)
-            ):
+            is_clock = lane.kind in self.clock_kinds
+            if not m.slot_sensor or (clock is not None and clock != is_clock):
                 continue
             if m.dirty:
                 m.build()
             counts = m.counts[sensor]
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            reading = np.repeat(np.arange(n, dtype=np.int64), counts)
-            starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
-            slots = m.flat[starts + np.arange(total, dtype=np.int64)]
-            times = arrival if arrival is not None and lane.kind in self.clock_kinds else ts
-            batch = Batch(slots, times[reading], value[reading], quality[reading])
+            times = arrival if arrival is not None and is_clock else ts
+            if m.single and counts.all():
+                # Every reading has exactly one slot here: no expansion, no copies.
+                reading = np.arange(n, dtype=np.int64)
+                slots = m.flat[m.offsets[sensor]]
+                batch = Batch(slots, times, value, quality)
+            else:
+                total = int(counts.sum())
+                if total == 0:
+                    continue
+                reading = np.repeat(np.arange(n, dtype=np.int64), counts)
+                starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
+                slots = m.flat[starts + np.arange(total, dtype=np.int64)]
+                batch = Batch(slots, times[reading], value[reading], quality[reading])
             for at, event in lane.evaluate(batch):
                 slot = int(slots[at])
                 r = int(reading[at])

@@ -15,7 +15,7 @@ import numpy as np
 from rules.base import Rule
 from rules.events import with_flapping
 from rules.lanes.base import Batch, Emitted
-from rules.lanes.columns import Bools, Ints, LatchColumns, Segments, hysteresis_count, newer
+from rules.lanes.columns import Bools, Floats, Ints, LatchColumns, Segments, forward_fill, newer
 from rules.latch import LatchState, Transition
 from rules.threshold import Direction, ThresholdRule
 
@@ -48,6 +48,8 @@ class ThresholdLane:
         self.clear = np.zeros((0, WIDTH), np.float64)
         self.levels = np.zeros((0, WIDTH), np.int64)
         self.by_count = np.zeros((0, WIDTH + 1), np.int64)
+        self.width = np.zeros(0, np.int64)
+        """How many levels each slot's rule has."""
 
     def accepts(self, rule: Rule, state: Any) -> bool:
         """Threshold rules that :func:`monotone` allows, with a latch that fits in columns."""
@@ -77,6 +79,7 @@ class ThresholdLane:
         self.clear = np.vstack((self.clear, clears))
         self.levels = np.vstack((self.levels, levels))
         self.by_count = np.vstack((self.by_count, np.concatenate(([0], levels))))
+        self.width = np.append(self.width, len(rule.setpoints))
         return slot
 
     def get(self, slot: int) -> LatchState:
@@ -95,13 +98,9 @@ class ThresholdLane:
         keep = newer(seg, ts, np.isfinite(values), self.latch.last_ts_ms)
         if not keep.any():
             return []
-        sub = seg.take(keep)
+        sub = seg if keep.all() else seg.take(keep)
         ts, values = batch.ts[sub.order], batch.value[sub.order]
-        signed = (self.sign[sub.slot] * values)[:, None]
-        reached = signed >= self.set[sub.slot]
-        held = signed >= self.clear[sub.slot]
-        before = (self.levels > 0) & (self.latch.level[:, None] >= self.levels)
-        count = hysteresis_count(sub, reached, held, before)
+        count = self._latched(sub, self.sign[sub.slot] * values)
         level = self.by_count[sub.slot, count]
         moves = self.latch.advance(sub, ts, level)
         self.latch.last_ts_ms[sub.seg_slot] = ts[sub.last]
@@ -120,6 +119,28 @@ class ThresholdLane:
             emitted.append((int(sub.order[at]), with_flapping(event, moved.flapping)))
         emitted.sort(key=lambda e: e[0])
         return emitted
+
+    def _latched(self, sub: Segments, signed: Floats) -> Ints:
+        """How many levels are latched after each observation: each level a latch of its own
+        (set at its set-point, reset past its clear set-point), one level at a time and only
+        over the slots that have it (most have two, a water level four)."""
+        count = np.zeros(len(signed), dtype=np.int64)
+        width = self.width[sub.seg_slot]
+        for j in range(WIDTH):
+            has = width > j
+            if not has.any():
+                break
+            part, pos = (sub, None) if has.all() else sub.segments(has)
+            value = signed if pos is None else signed[pos]
+            reached = value >= self.set[part.slot, j]
+            held = value >= self.clear[part.slot, j]
+            marks = np.where(reached, 1, np.where(held, 0, -1)).astype(np.int8)
+            latched = forward_fill(part, marks, self.latch.level >= self.levels[:, j])
+            if pos is None:
+                count += latched
+            else:
+                count[pos] += latched
+        return count
 
     def tick(self, now_ms: int, slots: Bools | None = None) -> Emitted:
         """Thresholds act on readings only."""
