@@ -152,15 +152,21 @@ def running_max(seg: Segments, values: Ints, initial: Ints) -> Ints:
 def newer(seg: Segments, ts: Ints, counts: Bools, last_ts: Ints) -> Bools:
     """Observations that count and are newer than every counted one before them (and than the
     slot's ``last_ts``): the reference engine's stale check, done for a whole batch."""
-    if len(ts) and counts.all():
-        # The usual recording: every reading counts and each sensor's come in time order.
-        rising = np.ones(len(ts), dtype=np.bool_)
-        rising[1:] = ts[1:] > ts[:-1]
-        rising[seg.first] = ts[seg.first] > last_ts[seg.seg_slot]
-        if rising.all():
-            return rising
-    seen = running_max(seg, np.where(counts, ts, NONE), last_ts)
-    return counts & (ts > seen)
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    # The usual case: every reading counts and each slot's come in time order. Only the
+    # segments where that fails need the running maximum.
+    fine = np.empty(len(ts), dtype=np.bool_)
+    fine[1:] = ts[1:] > ts[:-1]
+    fine[seg.first] = ts[seg.first] > last_ts[seg.seg_slot]
+    fine &= counts
+    odd = ~np.logical_and.reduceat(fine, seg.first)
+    if not odd.any():
+        return fine
+    part, pos = seg.segments(odd)
+    seen = running_max(part, np.where(counts[pos], ts[pos], NONE), last_ts)
+    fine[pos] = counts[pos] & (ts[pos] > seen)
+    return fine
 
 
 def forward_fill(seg: Segments, marks: npt.NDArray[np.int8], initial: Bools) -> Bools:
