@@ -28,6 +28,15 @@ Thinning (the provisional newest sample replaced by a reading that follows it wi
 batch could replace a sample at all (two recent samples closer than the spacing) is decided by
 a short loop over its readings' timestamps; the others, the usual case, append every reading.
 
+Streaming. A live feed's micro-batch mostly holds at most one reading per slot: each reading is
+then its slot's only step, and grouping, timelines and scans cost far more than the few
+readings need. :meth:`TrendLane._stream` takes such batches in arrival order: each touched
+slot's window is read as its row of the sample columns (a glance at its oldest samples for those
+that leave, its newest two for thinning), written back, and fitted as a row of a matrix
+(:func:`fit_rows`, the same sums in the same order); each latch takes one step (:func:`_step`).
+A fixed number of numpy calls on the touched rows only (where ``count_nonzero`` stands for
+``any``/``all``, it is only for being cheaper on small arrays).
+
 Takes rules without on-delay, off-delay or consecutive count, with clear set-points in level
 order (as :func:`rules.lanes.threshold.monotone`), and states whose latch
 :meth:`~rules.lanes.columns.LatchColumns.fits`; the engine's object lane evaluates the others.
@@ -43,9 +52,10 @@ import numpy as np
 
 from rules import window
 from rules.base import Rule
-from rules.events import RuleEvent, with_flapping
+from rules.events import Change, RuleEvent, with_flapping
 from rules.lanes.base import Batch, Emitted
 from rules.lanes.columns import (
+    NONE,
     Bools,
     Floats,
     Ints,
@@ -189,25 +199,88 @@ def fit_windows(
         + centre * centre
     )
     width = int(older.max())
-    if n * width <= SMALL:
-        sed, sdv = _matrix_sums(stamps, values, own, older, shift, value, width)
-    else:
-        sed, sdv = _column_sums(stamps, values, own, older, shift, value, width)
-    # The newest sample adds e·0.0 and 0.0: nothing, as neither sum can hold -0.0.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sxx = squares - spread * spread / count
-        sxy = sed - spread * sdv / count
-        t_mean = total / count  # exact integers as floats: Python's correctly rounded division
-        v_mean = value + sdv / count
-        slope = sxy * float(window.HOUR_MS) / sxx
-        latest = v_mean + (sxy / sxx) * (0.0 - t_mean)
-    fitted = ~(sxx <= 0)
+        if n * width <= SMALL:
+            sed, sdv = _matrix_sums(stamps, values, own, older, shift, value, width)
+        else:
+            sed, sdv = _column_sums(stamps, values, own, older, shift, value, width)
+        # The newest sample adds e·0.0 and 0.0: nothing, as neither sum can hold -0.0.
+        slope, latest, fitted = _line(total, count, spread, squares, sed, sdv, value)
     if order is None:
         return slope, latest, fitted
     back = np.empty_like(order)
     back[order] = np.arange(n)
     return slope[back], latest[back], fitted[back]
 
+
+def _line(
+    total: Ints, count: Ints, spread: Ints, squares: Ints, sed: Floats, sdv: Floats, value: Floats
+) -> tuple[Floats, Floats, Bools]:
+    """The end of :func:`rules.window.fit` from its sums: slope per hour, the line's value at
+    the newest sample, and whether there is a line. ``total``, ``spread`` and ``squares`` are
+    the exact integers, ``sed`` and ``sdv`` the float sums, ``value`` the newest value. The
+    caller ignores floating-point warnings (divisions by zero, overflows)."""
+    sxx = squares - spread * spread / count
+    sxy = sed - spread * sdv / count
+    t_mean = total / count  # exact integers as floats: Python's correctly rounded division
+    v_mean = value + sdv / count
+    slope = sxy * float(window.HOUR_MS) / sxx
+    latest = v_mean + (sxy / sxx) * (0.0 - t_mean)
+    fitted: Bools = ~(sxx <= 0)
+    return slope, latest, fitted
+
+
+def fit_rows(
+    stamps: Ints, values: Floats, count: Ints, ts: Ints, value: Floats
+) -> tuple[Floats, Floats, Bools]:
+    """:func:`fit_windows` of windows stored as rows: row ``i`` holds its window's samples in
+    columns ``0..count[i]-1``, the newest ``(ts[i], value[i])`` last and repeated in every
+    column after it; ``count >= 2``. The caller ignores floating-point warnings.
+
+    For few windows (the streaming path), on the matrices as they are: the newest sample's
+    repeats add ``0`` to the times' sum and are taken back from the sum of squares (exact
+    integers, modulo 2⁶⁴ like :func:`fit_windows`' prefix sums), and add ``e·0.0`` and
+    ``0.0`` to the float sums: nothing, as neither can hold ``-0.0``. The two float sums go
+    along each row by one ``add.accumulate`` from ``0.0`` (each partial sum the previous plus
+    the next term: the reference's sequence) of complex numbers, ``e·dv`` the real part and
+    ``dv`` the imaginary one: complex addition adds each part on its own, and one
+    accumulation costs what one of floats does.
+    """
+    n, width = stamps.shape
+    if n == 0:
+        empty = np.zeros(0, np.float64)
+        return empty, empty, np.zeros(0, np.bool_)
+    total: Ints = stamps.sum(axis=1) - width * ts  # the times relative to the newest
+    centre = total // count
+    spread = total - count * centre
+    e = stamps - (ts + centre)[:, None]  # -centre for the newest and its repeats
+    squares: Ints = np.einsum("ij,ij->i", e, e) - (width - count) * centre * centre
+    terms = np.zeros((n, width + 1), np.complex128)  # column 0: the sums' starting 0.0
+    dv = terms.imag[:, 1:]
+    np.subtract(values, value[:, None], out=dv)
+    np.multiply(e, dv, out=terms.real[:, 1:])  # e is exact as a float
+    sums = np.add.accumulate(terms, axis=1)[:, -1]
+    return _line(total, count, spread, squares, sums.real, sums.imag, value)
+
+
+STREAM = 1 << 16
+"""Up to this many window cells (readings times the sample columns' width), a batch with one
+reading per slot takes the streaming path: its work grows with that product, the batch path's
+with the samples the touched slots hold."""
+
+GLANCE = 4
+"""The oldest samples of a window the streaming path looks at for those that leave it; when
+all of them do (after a gap), it reads the whole row."""
+
+_COLS = np.arange(MAX + 1)
+"""Column numbers, sliced rather than made anew."""
+
+NEWEST = np.array([1, 2])
+"""Offsets back from a window's end to its newest two samples."""
+
+FEW = 64
+"""Up to this many signals, :meth:`TrendLane._settle` compares them with every set-point in
+one matrix; beyond, set-point by set-point."""
 
 SMALL = 16_000
 """Up to this many window cells, the float sums are taken over one matrix (few numpy calls);
@@ -338,12 +411,13 @@ class TrendLane(Generic[R]):
         self.min_span = np.zeros(0, np.int64)
         self.spacing = np.zeros(0, np.int64)
         self.sign = np.zeros(0, np.float64)
-        self.set = np.zeros((0, WIDTH), np.float64)
-        self.clear = np.zeros((0, WIDTH), np.float64)
+        self.limits = np.zeros((0, 2 * WIDTH), np.float64)
+        """Set-points times the sign, then clear set-points times the sign; NaN where unused,
+        which no signal reaches or holds (not even an infinite one) nor comes near."""
         self.levels = np.zeros((0, WIDTH), np.int64)
         self.by_count = np.zeros((0, WIDTH + 1), np.int64)
         self.used = 0
-        """The most set-points of any slot: the columns of ``set``/``clear`` in use."""
+        """The most set-points of any slot: the columns of set and clear points in use."""
         self.count = np.zeros(0, np.int64)
         """Samples each slot's window holds, in ``stamps``/``values`` columns ``0..count-1``."""
         self.stamps = np.zeros((0, 0), np.int64)
@@ -392,7 +466,7 @@ class TrendLane(Generic[R]):
         self.rules.append(taken)
         rows = slot + 1
         for name in (
-            "window", "min_points", "min_span", "spacing", "sign", "set", "clear", "levels",
+            "window", "min_points", "min_span", "spacing", "sign", "limits", "levels",
             "by_count", "count", "stamps", "values",
         ):  # fmt: skip
             setattr(self, name, _room(getattr(self, name), rows))
@@ -402,11 +476,11 @@ class TrendLane(Generic[R]):
         self.spacing[slot] = -(-taken.window_ms // (MAX - 2))  # as window.admit
         sign = self._signal_sign(taken)
         self.sign[slot] = sign
-        self.set[slot] = self.clear[slot] = np.inf
+        self.limits[slot] = np.nan
         self.levels[slot] = 0
         for j, sp in enumerate(taken.setpoints):
-            self.set[slot, j] = sign * sp.set
-            self.clear[slot, j] = sign * sp.clear
+            self.limits[slot, j] = sign * sp.set
+            self.limits[slot, WIDTH + j] = sign * sp.clear
             self.levels[slot, j] = int(sp.level)
         self.by_count[slot] = np.concatenate(([0], self.levels[slot]))
         self.used = max(self.used, len(taken.setpoints))
@@ -438,7 +512,117 @@ class TrendLane(Generic[R]):
     def evaluate(self, batch: Batch) -> Emitted:
         """As the reference ``evaluate`` reading by reading: NaN and stale readings change
         nothing; a reading whose window has too few points or too short a span is admitted and
-        marks the latch's last reading without an evaluation (no flapping count)."""
+        marks the latch's last reading without an evaluation (no flapping count).
+
+        A small batch with at most one reading per slot (the streaming case) takes
+        :meth:`_stream`; the others :meth:`_batch`."""
+        n = len(batch)
+        if n and n * max(self.stamps.shape[1], 1) <= STREAM:
+            done = self._stream(batch)
+            if done is not None:
+                return done
+        return self._batch(batch)
+
+    def _stream(self, batch: Batch) -> Emitted | None:
+        """:meth:`evaluate` for a batch with one reading per slot (``None`` for any other).
+
+        Each reading is then its slot's only step: the readings are taken in arrival order,
+        without grouping; each slot's window is read from its row of the sample columns,
+        admitted (:func:`rules.window.admit` as index arithmetic), written back and fitted as
+        a row (:func:`fit_rows`); the latch makes one step (:func:`_step`). A fixed number of
+        numpy calls, on the touched rows only."""
+        slot = batch.slot
+        n = len(slot)
+        where = np.arange(n)
+        mark = np.empty(len(self.latch), np.int64)
+        mark[slot] = where
+        if np.count_nonzero(mark.take(slot) != where):
+            return None  # a slot read twice: the scans of the batch path
+        ts, values = batch.ts, batch.value
+        latch = self.latch
+        keep = np.isfinite(values) & (ts > latch.last_ts_ms.take(slot))
+        if np.count_nonzero(keep) < n:
+            where = np.flatnonzero(keep)
+            if len(where) == 0:
+                return []
+            slot, ts, values = slot[where], ts[where], values[where]
+        # Admit: the stored samples before ``ts - window`` leave (a glance at the oldest few,
+        # the whole row only after a gap), the reading replaces the provisional newest sample
+        # or is appended, the cap drops the oldest.
+        stored = self.count.take(slot)
+        width = self.stamps.shape[1]  # a free column after every window: see _widen
+        flat_ts, flat_v = self.stamps.reshape(-1), self.values.reshape(-1)
+        base = slot * width
+        since = (ts - self.window.take(slot))[:, None]
+        cols = _COLS[:GLANCE]
+        head = flat_ts.take(base[:, None] + cols)
+        gone = ((head < since) & (cols < stored[:, None])).sum(axis=1)
+        if np.count_nonzero(gone == GLANCE):
+            cols = _COLS[:width]
+            rows = flat_ts.take(base[:, None] + cols)
+            gone = ((rows < since) & (cols < stored[:, None])).sum(axis=1)
+        newest = flat_ts.take((base + stored)[:, None] - NEWEST, mode="clip")
+        replace = (stored - gone >= 2) & (newest[:, 0] - newest[:, 1] < self.spacing.take(slot))
+        end = stored + 1 - replace  # the reading's column + 1
+        first = np.maximum(gone, end - MAX)
+        kept = end - first
+        at = base + end - 1
+        flat_ts[at] = ts
+        flat_v[at] = values
+        # Row i of the new windows: column j is column first + j of the row, up to the
+        # reading, which also fills the padding (so that :func:`fit_rows` needs no mask).
+        longest = int(kept.max())
+        src = (base + first)[:, None] + np.minimum(_COLS[:longest], (kept - 1)[:, None])
+        stamps = flat_ts.take(src)
+        samples = flat_v.take(src)
+        self.stamps[slot, :longest] = stamps
+        self.values[slot, :longest] = samples
+        self.count[slot] = kept
+        self._widen(longest)
+        latch.last_ts_ms[slot] = ts
+        # Judge the windows with enough points over enough time.
+        enough = (kept >= self.min_points.take(slot)) & (
+            ts - stamps[:, 0] >= self.min_span.take(slot)
+        )
+        judged = where
+        if np.count_nonzero(enough) < len(slot):
+            rows = np.flatnonzero(enough)
+            stamps, samples, kept = stamps[rows], samples[rows], kept[rows]
+            slot, ts, values, judged = slot[rows], ts[rows], values[rows], where[rows]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            slope, latest, fitted = fit_rows(stamps, samples, kept, ts, values)
+            if np.count_nonzero(fitted) < len(slot):
+                slot, ts, values, judged = slot[fitted], ts[fitted], values[fitted], judged[fitted]
+                slope, latest = slope[fitted], latest[fitted]
+            if len(slot) == 0:
+                return []
+            raw = self._signal(slot, slope, latest, values)
+            limits = self.limits.take(slot, axis=0)
+            signed = self._settle(slot, raw, limits)[:, None]
+        used = self.used
+        old = latch.level.take(slot)
+        levels = self.levels.take(slot, axis=0)[:, :used]
+        # A level is latched where reached, or held and latched before (unused columns: the
+        # NaN limits reach and hold nothing).
+        latched = (signed >= limits[:, :used]) | (
+            (signed >= limits[:, WIDTH : WIDTH + used]) & (old[:, None] >= levels)
+        )
+        level = self.by_count.reshape(-1).take(slot * (WIDTH + 1) + latched.sum(axis=1))
+        changed, starts, flags = _step(latch, slot, ts, old, level)
+        emitted: Emitted = []
+        for k, i in enumerate(changed):
+            was, now, flapping = int(old[i]), int(level[i]), bool(flags[k])
+            change = (
+                Change.RAISED if was == 0 else Change.CLEARED if now == 0 else Change.LEVEL_CHANGED
+            )
+            moved = Transition(change, was, now, int(starts[k]), flapping)
+            rule = self.rules[int(slot[i])]
+            event = self._event(rule, moved, window.significant(float(raw[i])), int(ts[i]))
+            emitted.append((int(judged[i]), with_flapping(event, flapping)))
+        return emitted
+
+    def _batch(self, batch: Batch) -> Emitted:
+        """:meth:`evaluate` of any batch, grouped by slot: see the module notes."""
         seg = Segments.of(batch.slot)
         ts, values = batch.ts[seg.order], batch.value[seg.order]
         keep = newer(seg, ts, np.isfinite(values), self.latch.last_ts_ms)
@@ -459,12 +643,12 @@ class TrendLane(Generic[R]):
         if len(rows) == 0:
             return []
         slots = sub.slot[rows]
+        used = self.used
+        sets = self.limits[:, :used].take(slots, axis=0)
+        clears = self.limits[:, WIDTH : WIDTH + used].take(slots, axis=0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             raw = self._signal(slots, slope[fitted], latest[fitted], values[rows])
-        used = self.used
-        sets = self.set.take(slots, axis=0)[:, :used]
-        clears = self.clear.take(slots, axis=0)[:, :used]
-        signed = self._settle(slots, raw, sets, clears)
+            signed = self._settle(slots, raw, sets, clears)
         reached = signed[:, None] >= sets
         held = signed[:, None] >= clears
         if len(rows) == len(sub):
@@ -473,8 +657,12 @@ class TrendLane(Generic[R]):
             judged = np.zeros(len(sub), np.bool_)
             judged[rows] = True
             evaluated = sub.take(judged)  # grouped already, so the same order as ``rows``
-        levels = self.levels[: len(self.latch), :used]
-        before = (levels > 0) & (self.latch.level[:, None] >= levels)
+        # Which levels each evaluated slot has latched, in a table over all slots (the scans
+        # read the rows of the evaluated slots only, so the others stay unwritten).
+        touched = evaluated.seg_slot
+        levels = self.levels.take(touched, axis=0)[:, :used]
+        before = np.empty((len(self.latch), used), np.bool_)
+        before[touched] = (levels > 0) & (self.latch.level.take(touched)[:, None] >= levels)
         count_latched = hysteresis_count(evaluated, reached, held, before)
         level = self.by_count.reshape(-1).take(slots * (WIDTH + 1) + count_latched)
         moves = self.latch.advance(evaluated, ts[rows], level)
@@ -496,29 +684,34 @@ class TrendLane(Generic[R]):
         emitted.sort(key=lambda e: e[0])
         return emitted
 
-    def _settle(self, slots: Ints, raw: Floats, sets: Floats, clears: Floats) -> Floats:
+    def _settle(self, slots: Ints, raw: Floats, *limits: Floats) -> Floats:
         """The signal times the slot's sign, rounded to 12 digits where a comparison with the
-        (signed) ``sets`` or ``clears`` could depend on it (see the module notes): the others
-        compare the same either way."""
-        signed = self.sign[slots] * raw
+        slot's (signed) set or clear points, the columns of ``limits``, could depend on it (see
+        the module notes): the others compare the same either way. The caller ignores
+        floating-point warnings."""
+        signed = self.sign.take(slots) * raw
+        tolerance = NEAR * np.abs(signed) + TINY
         near = np.zeros(len(signed), np.bool_)
-        with np.errstate(invalid="ignore", over="ignore"):
-            tolerance = NEAR * np.abs(signed) + TINY
-            for limits in (sets, clears):
-                for j in range(limits.shape[1]):
-                    near |= np.abs(signed - limits[:, j]) <= tolerance
-        near &= np.isfinite(signed)
-        for i in np.flatnonzero(near).tolist():
-            signed[i] = self.sign[slots[i]] * window.significant(float(raw[i]))
+        for points in limits:  # (unused points are NaN: never near)
+            if len(signed) <= FEW:  # one matrix: few numpy calls
+                near |= (np.abs(signed[:, None] - points) <= tolerance[:, None]).any(axis=1)
+            else:  # point by point: no large temporaries
+                for j in range(points.shape[1]):
+                    near |= np.abs(signed - points[:, j]) <= tolerance
+        # (An infinite signal may count as near: rounding gives it back unchanged.)
+        if near.any():
+            for i in np.flatnonzero(near).tolist():
+                signed[i] = self.sign[slots[i]] * window.significant(float(raw[i]))
         return signed
 
     def _widen(self, needed: int) -> None:
-        """Room for ``needed`` samples per slot (grown on demand, so a lane of short windows
-        keeps narrow columns)."""
+        """Room for ``needed`` samples per slot and a free column after them, where
+        :meth:`_stream` writes a reading before the window drops any sample (grown on demand,
+        so a lane of short windows keeps narrow columns)."""
         width = self.stamps.shape[1]
-        if needed <= width:
+        if needed < width:
             return
-        wider = min(MAX, max(needed, width + width // 2, 8))
+        wider = min(MAX + 1, max(needed + 1, width + width // 2, 8))
         stamps = np.zeros((len(self.stamps), wider), np.int64)
         values = np.zeros((len(self.values), wider), np.float64)
         stamps[:, :width] = self.stamps
@@ -605,6 +798,38 @@ class TrendLane(Generic[R]):
         return replaced
 
 
+def _step(
+    latch: LatchColumns, slots: Ints, ts: Ints, old: Ints, level: Ints
+) -> tuple[list[int], Ints, Bools]:
+    """One evaluation at ``ts`` of each of ``slots`` (distinct), whose level was ``old`` and is
+    now ``level``: :meth:`LatchColumns.advance` for segments of one observation, as
+    :func:`rules.latch.step` and :func:`rules.latch.flap` without delays. Updates the latch
+    (not ``last_ts_ms``); returns the indices whose level changed, in order, with the start
+    and the flapping flag their events carry."""
+    changed = level != old
+    window = latch.window.take(slots)
+    history = latch.history.take(slots)
+    flapping = latch.flapping.take(slots)
+    evaluations = np.minimum(latch.evaluations.take(slots) + 1, window)
+    if not (np.count_nonzero(changed) or np.count_nonzero(history) or np.count_nonzero(flapping)):
+        latch.evaluations[slots] = evaluations  # quiet latches only count (as flap)
+        return [], np.zeros(0, np.int64), np.zeros(0, np.bool_)
+    kept = (np.uint64(1) << np.minimum(window - 1, 63).astype(np.uint64)) - np.uint64(1)
+    history = ((history & kept) << np.uint64(1)) | changed.astype(np.uint64)
+    fraction = np.bitwise_count(history).astype(np.int64) / window
+    enter = (fraction >= latch.enter.take(slots)) & (2 * evaluations >= window)
+    flags: Bools = enter | (flapping & ~(fraction <= latch.leave.take(slots)))
+    start: Ints = np.where(changed & (old == 0), ts, latch.start_ms.take(slots))
+    latch.level[slots] = level
+    latch.start_ms[slots] = np.where(changed & (level == 0), NONE, start)
+    latch.history[slots] = history
+    latch.evaluations[slots] = evaluations
+    latch.flapping[slots] = flags
+    at = np.flatnonzero(changed)
+    begun = start[at]
+    return at.tolist(), np.where(begun == NONE, ts[at], begun), flags[at]
+
+
 def _search(stamps: Ints, first: Ints, end: Ints, seg_of: Ints, query: Ints) -> Ints:
     """Per reading, the first timeline position of its slot (``first..end-1`` of segment
     ``seg_of``, increasing) at or after ``query``: ``bisect_left`` for every slot at once,
@@ -662,7 +887,7 @@ class ProjectionLane(TrendLane[ProjectionRule]):
         self.direction[slot] = 1.0 if rule.direction is Direction.HIGH else -1.0
 
     def _signal(self, slots: Ints, slope: Floats, latest: Floats, newest: Floats) -> Floats:
-        sign, target = self.direction[slots], self.target[slots]
+        sign, target = self.direction.take(slots), self.target.take(slots)
         there = (sign * (newest - target) >= 0) | (sign * (latest - target) >= 0)
         towards = sign * slope
         minutes = np.abs(target - latest) * 60.0 / towards

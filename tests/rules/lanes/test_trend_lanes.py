@@ -5,7 +5,9 @@ rounding) plus drawn noise, at drawn steps: duplicates, late readings, readings 
 thinning spacing, gaps longer than the window, NaN and infinity. After every batch the lane's
 events and states must equal what the reference's ``evaluate`` gives one reading at a time
 (with the flapping flag as the engine sets it); a batch may first rebuild the lane from the
-reference states, as after a restart.
+reference states, as after a restart. Each property runs through the lane's batch path (fits
+summed over a matrix or column by column) and through its streaming path, the batches then cut
+into runs of one reading per slot.
 """
 
 from __future__ import annotations
@@ -175,12 +177,30 @@ def reloaded(kind: str, rules: list[Any], states: list[Any]) -> TrendLane[Any]:
     return lane
 
 
+def streamed(lane: TrendLane[Any], rows: list[tuple[int, int, float]]) -> list[Any]:
+    """``rows`` fed in runs of at most one reading per slot (the streaming path's batches);
+    the events at their positions in ``rows``."""
+    events: list[Any] = []
+    start = 0
+    while start < len(rows):
+        end, seen = start, set()
+        while end < len(rows) and rows[end][0] not in seen:
+            seen.add(rows[end][0])
+            end += 1
+        events += [(start + i, e) for i, e in lane.evaluate(as_batch(rows[start:end]))]
+        start = end
+    return events
+
+
 def replay(
     kind: str,
     drawn: list[tuple[list[tuple[int, int, float]], bool]],
     slots: Slots | None = None,
-) -> int:
-    """Feed the drawn batches to the lane and the reference; return how many events flapped."""
+    *,
+    stream: bool = False,
+) -> tuple[int, list[Any]]:
+    """Feed the drawn batches to the lane (cut into :func:`streamed` runs if ``stream``) and
+    the reference; return how many events flapped, and the reference's last states."""
     slots = slots or KINDS[kind][1]
     rules = [rule for rule, _, _ in slots]
     states = [rule.initial() for rule in rules]
@@ -197,25 +217,36 @@ def replay(
             _, base, per_hour = slots[slot]
             rows.append((slot, ts, base + per_hour * (ts - T0) / HOUR + noise))
         expected = reference(rules, states, rows)
-        assert lane.evaluate(as_batch(rows)) == expected
+        got = streamed(lane, rows) if stream else lane.evaluate(as_batch(rows))
+        assert got == expected
         assert [lane.get(s) for s in range(len(rules))] == states
         assert lane.level(np.arange(len(rules))).tolist() == [s.latch.level for s in states]
         flapping += sum(e.flapping for _, e in expected)
-    return flapping
+    return flapping, states
+
+
+def _no_batch_path(self: TrendLane[Any], batch: Batch) -> Any:
+    raise AssertionError("a batch of one reading per slot must take the streaming path")
 
 
 @contextmanager
 def summing(path: str) -> Iterator[None]:
-    """Force the float sums of the fits through one path: ``matrix`` or ``columns``."""
-    saved = trend.SMALL
-    trend.SMALL = 10**9 if path == "matrix" else 0
+    """Force batches through one path: the batch path with the fits' float sums over a
+    ``matrix`` or by ``columns``; or ``stream``, where the batch path is an error (the
+    batches are to be :func:`streamed`)."""
+    saved = trend.SMALL, trend.STREAM, TrendLane._batch
+    if path == "stream":
+        TrendLane._batch = _no_batch_path  # type: ignore[method-assign]
+    else:
+        trend.SMALL = 10**9 if path == "matrix" else 0
+        trend.STREAM = 0
     try:
         yield
     finally:
-        trend.SMALL = saved
+        trend.SMALL, trend.STREAM, TrendLane._batch = saved  # type: ignore[method-assign]
 
 
-PATHS = pytest.mark.parametrize("path", ["matrix", "columns"])
+PATHS = pytest.mark.parametrize("path", ["matrix", "columns", "stream"])
 
 
 @PATHS
@@ -223,7 +254,7 @@ PATHS = pytest.mark.parametrize("path", ["matrix", "columns"])
 @given(drawn=BATCHES)
 def test_batches_match_the_reference(kind: str, path: str, drawn: Any) -> None:
     with summing(path):
-        replay(kind, drawn)
+        replay(kind, drawn, stream=path == "stream")
 
 
 CHATTER: dict[str, Slots] = {"rate": [(QUICK, 10.0, 0.3)], "projection": [(BRIM, 100.0, 30.0)]}
@@ -246,23 +277,41 @@ def test_chattering_alarms_flap_as_the_reference(kind: str, path: str, drawn: An
     """One short-window slot whose slope flips with the noise: the flapping flag counts
     judged readings only."""
     with summing(path):
-        replay(kind, drawn, CHATTER[kind])
+        replay(kind, drawn, CHATTER[kind], stream=path == "stream")
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_a_chattering_alarm_flaps(kind: str) -> None:
+def test_a_chattering_alarm_flaps(kind: str, stream: bool) -> None:
     """Noise flipping the slope every reading, with gaps (unjudged readings) between runs."""
     swing = {"rate": 0.002, "projection": 0.02}[kind]  # flips the slope's sign
     run = [(0, SEC, (-1) ** i * swing) for i in range(12)] + [(0, QUICK_MS + 1, 0.0)]
-    flapped = replay(kind, [(run * 4, False), (run * 2, True)], CHATTER[kind])
+    with summing("stream" if stream else "matrix"):
+        flapped, _ = replay(kind, [(run * 4, False), (run * 2, True)], CHATTER[kind], stream=stream)
     assert flapped > 0
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("kind", list(KINDS))
-@pytest.mark.parametrize("size", [2400, 50])
+def test_a_flapping_alarm_settles_only_at_the_leave_limit(kind: str, stream: bool) -> None:
+    """Chattering, then calm readings until the changes the latch remembers are fewer than
+    the enter limit asks but more than the leave limit: still flapping (the flag's own
+    hysteresis)."""
+    swing = {"rate": 0.002, "projection": 0.02}[kind]
+    calm = {"rate": 21, "projection": 17}[kind]
+    run = [(0, SEC, (-1) ** i * swing) for i in range(24)] + [(0, SEC, 0.0)] * calm
+    with summing("stream" if stream else "matrix"):
+        _, states = replay(kind, [(run, False)], CHATTER[kind], stream=stream)
+    latch = states[0].latch
+    assert latch.flapping and 2 < latch.changes < 6, "the case must sit between the limits"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("size", [2400, 50, 6])
 def test_steady_lines_raise_on_their_set_points(kind: str, size: int) -> None:
-    """Exactly linear series every 10 s, in one large batch or many small ones: the fits hit
-    set-points exactly (through the 12-digit rounding) and alarm."""
+    """Exactly linear series every 10 s, in one large batch, many small ones or one reading
+    per slot at a time (the streaming path): the fits hit set-points exactly (through the
+    12-digit rounding) and alarm."""
     slots = KINDS[kind][1]
     rules = [rule for rule, _, _ in slots]
     states = [rule.initial() for rule in rules]
@@ -274,11 +323,12 @@ def test_steady_lines_raise_on_their_set_points(kind: str, size: int) -> None:
         for ts in [T0 + i * 10 * SEC + s]
     ]
     raised = 0
-    for a in range(0, len(rows), size):
-        expected = reference(rules, states, rows[a : a + size])
-        assert lane.evaluate(as_batch(rows[a : a + size])) == expected
-        assert [lane.get(s) for s in range(len(rules))] == states
-        raised += len(expected)
+    with summing("stream" if size == len(slots) else "columns"):
+        for a in range(0, len(rows), size):
+            expected = reference(rules, states, rows[a : a + size])
+            assert lane.evaluate(as_batch(rows[a : a + size])) == expected
+            assert [lane.get(s) for s in range(len(rules))] == states
+            raised += len(expected)
     assert raised, "the lines must raise alarms"
 
 
@@ -316,10 +366,18 @@ def test_fits_are_bit_for_bit_the_reference(path: str, windows: list[Any]) -> No
     ints = np.array(own, dtype=np.int64)
     count = np.array([len(steps) for _, steps in windows], dtype=np.int64)
     stamp_col, value_col = np.array(stamps, dtype=np.int64), np.array(values)
-    with summing(path):
-        slope, latest, fitted = trend.fit_windows(
-            stamp_col, value_col, ints, count, stamp_col[ints], value_col[ints]
-        )
+    if path == "stream":  # as rows, the newest sample repeated to the matrix's width
+        width = int(count.max(initial=0)) + 3
+        at = ints[:, None] - np.maximum(count[:, None] - 1 - np.arange(width), 0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            slope, latest, fitted = trend.fit_rows(
+                stamp_col[at], value_col[at], count, stamp_col[ints], value_col[ints]
+            )
+    else:
+        with summing(path):
+            slope, latest, fitted = trend.fit_windows(
+                stamp_col, value_col, ints, count, stamp_col[ints], value_col[ints]
+            )
     got = [
         window.Fit(s, v, int(n)) if ok else None
         for s, v, n, ok in zip(slope.tolist(), latest.tolist(), count, fitted, strict=True)
@@ -344,9 +402,11 @@ def test_a_signal_on_a_set_point_is_rounded_before_comparing() -> None:
     assert [(e.level, e.value) for _, e in events] == [(Level.RED, 1.0)]
 
 
-def test_thinning_and_the_sample_cap_match_the_reference() -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinning_and_the_sample_cap_match_the_reference(stream: bool) -> None:
     """A restored window of 512 samples, the newest spaced out so that the next reading is
-    appended: the cap drops the oldest. Then fast readings are thinned."""
+    appended: the cap drops the oldest. Then fast readings are thinned. In one batch, or one
+    reading at a time (the streaming path)."""
     stamps = [T0 + i for i in range(511)] + [T0 + 600]
     samples = tuple((ts, 1.0 + i / 1000) for i, ts in enumerate(stamps))
     state = window.TrendState(LatchState(last_ts_ms=stamps[-1]), samples)
@@ -356,15 +416,18 @@ def test_thinning_and_the_sample_cap_match_the_reference() -> None:
     lane.add(QUICK, state)
     rows = [(0, T0 + 700 + 3 * i, 2.0 + i / 100) for i in range(200)]
     expected = reference(rules, states, rows)
-    assert lane.evaluate(as_batch(rows)) == expected
+    with summing("stream" if stream else "columns"):
+        assert (streamed(lane, rows) if stream else lane.evaluate(as_batch(rows))) == expected
     assert lane.get(0) == states[0]
     kept = states[0].samples
     assert kept[0][0] > T0 >= kept[-1][0] - QUICK_MS, "the oldest went by the cap, not by time"
     assert len({ts for ts, _ in kept} & {ts for _, ts, _ in rows}) < len(rows), "thinned"
 
 
-def test_timestamps_too_far_apart_for_one_key() -> None:
-    """Ancient samples next to readings near 2⁶⁰ ms take the slot-by-slot paths."""
+@pytest.mark.parametrize("stream", [False, True])
+def test_timestamps_too_far_apart_for_one_key(stream: bool) -> None:
+    """Ancient samples next to readings near 2⁶⁰ ms take the slot-by-slot paths (of the
+    batch path; the streaming path's sums wrap around exactly)."""
     rules: list[Any] = [RISE, FALL, SLOW, RISE]
     far = 2**60
     states: list[Any] = []
@@ -377,8 +440,57 @@ def test_timestamps_too_far_apart_for_one_key() -> None:
     rows = [(s, far + k * MIN + s, 1.0 + k * (s + 1) / 7) for k in range(12) for s in range(4)]
     rows.append((0, 10, 4.0))  # stale
     expected = reference(rules, states, rows)
-    assert lane.evaluate(as_batch(rows)) == expected
+    with summing("stream" if stream else "columns"):
+        assert (streamed(lane, rows) if stream else lane.evaluate(as_batch(rows))) == expected
     assert [lane.get(s) for s in range(4)] == states
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_infinite_slope_raises_a_slot_with_fewer_set_points(stream: bool) -> None:
+    """A slot with one set-point in a lane whose other slots have three: an infinite slope
+    reaches its set-point and nothing beyond it (the unused columns reach nothing)."""
+    one = RateRule("one", Direction.HIGH, (Setpoint(Level.RED, 0.5, 0.4),), window_ms=10 * MIN,
+                   min_points=2)  # fmt: skip
+    rules: list[Any] = [RISE, one]
+    states: list[Any] = [rule.initial() for rule in rules]
+    lane = RateLane()
+    for rule, state in zip(rules, states, strict=True):
+        lane.add(rule, state)
+    rows = [(1, T0, 1.0), (0, T0, 1.0), (1, T0 + MIN, 1.7e308), (1, T0 + 2 * MIN, 1.7e308)]
+    expected = reference(rules, states, rows)
+    assert [(i, e.level) for i, e in expected] == [(2, Level.RED)], "the case must alarm"
+    with summing("stream" if stream else "columns"), np.errstate(over="ignore"):
+        assert (streamed(lane, rows) if stream else lane.evaluate(as_batch(rows))) == expected
+    assert [lane.get(s) for s in range(2)] == states
+
+
+def test_the_streaming_path_takes_batches_of_one_reading_per_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Distinct slots (in any order) stream; a slot read twice goes the batch path, and so
+    does a batch of more window cells than :data:`trend.STREAM`."""
+    lane = RateLane()
+    for _ in range(3):
+        lane.add(RISE, RISE.initial())
+    taken: list[str] = []
+    stream, batch = TrendLane._stream, TrendLane._batch
+
+    def spy_stream(self: TrendLane[Any], b: Batch) -> Any:
+        found = stream(self, b)
+        taken.append("declined" if found is None else "stream")
+        return found
+
+    def spy_batch(self: TrendLane[Any], b: Batch) -> Any:
+        taken.append("batch")
+        return batch(self, b)
+
+    monkeypatch.setattr(TrendLane, "_stream", spy_stream)
+    monkeypatch.setattr(TrendLane, "_batch", spy_batch)
+    lane.evaluate(as_batch([(2, T0, 1.0), (0, T0, 1.0)]))
+    lane.evaluate(as_batch([(1, T0, 1.0), (1, T0 + SEC, 1.0)]))
+    monkeypatch.setattr(trend, "STREAM", 1)
+    lane.evaluate(as_batch([(0, T0 + SEC, 1.0)]))
+    assert taken == ["stream", "declined", "batch", "batch"]
 
 
 def test_what_the_lanes_accept() -> None:
