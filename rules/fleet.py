@@ -25,7 +25,7 @@ import numpy as np
 from rules.base import Rule
 from rules.events import RuleEvent, with_flapping
 from rules.lanes.accumulation import AccumulationLane
-from rules.lanes.base import Batch, Lane
+from rules.lanes.base import Batch, Lane, Replays
 from rules.lanes.columns import Bools, Floats, Ints
 from rules.lanes.offline import OfflineLane
 from rules.lanes.out_of_range import OutOfRangeLane
@@ -227,22 +227,81 @@ class FleetEngine:
             for r, p, _s, e in self._evaluate(sensor, ts, value, qual, None, clock=False)
         ]
         bounds = np.searchsorted(ts, times, side="left").tolist()
-        start = 0
-        for k, (tick_ms, end) in enumerate(zip([*times.tolist(), None], [*bounds, n], strict=True)):
-            if end > start:
-                part = slice(start, end)
-                found = self._evaluate(
-                    sensor[part], ts[part], value[part], qual[part], None, clock=True
-                )
-                tagged.extend((r + start, 1, 0, 0, p, e) for r, p, _s, e in found)
-                start = end
-            if tick_ms is not None:
-                ticked = self._tick(tick_ms, None)
-                tagged.extend((end, 0, k, s, p, e) for s, p, e in ticked)
+        # Clock lanes that replay a recording themselves take it whole, ticks included.
+        whole = frozenset(
+            index
+            for index, lane in enumerate(self.lanes)
+            if lane.kind in self.clock_kinds and isinstance(lane, Replays)
+        )
+        for index in whole:
+            lane = self.lanes[index]
+            expanded = self._lane_batch(index, sensor, ts, value, qual, None)
+            if expanded is None or not isinstance(lane, Replays):
+                continue
+            reading, batch = expanded
+            m = self._maps[index]
+            for at, phase, slot, event in lane.replay(batch, times):
+                position = int(m.position_of[slot])
+                if phase == 0:
+                    tagged.append((bounds[at], 0, at, int(m.sensor_of[slot]), position, event))
+                else:
+                    tagged.append((int(reading[at]), 1, 0, 0, position, event))
+        rest = any(
+            lane.kind in self.clock_kinds and index not in whole and self._maps[index].slot_sensor
+            for index, lane in enumerate(self.lanes)
+        )
+        if rest or self._objects.clocked:
+            # The other clock rules go from tick to tick.
+            start = 0
+            ends = [*bounds, n]
+            for k, (tick_ms, end) in enumerate(zip([*times.tolist(), None], ends, strict=True)):
+                if end > start:
+                    part = slice(start, end)
+                    found = self._evaluate(
+                        sensor[part], ts[part], value[part], qual[part], None, clock=True,
+                        skip=whole,
+                    )  # fmt: skip
+                    tagged.extend((r + start, 1, 0, 0, p, e) for r, p, _s, e in found)
+                    start = end
+                if tick_ms is not None:
+                    ticked = self._tick(tick_ms, None, skip=whole)
+                    tagged.extend((end, 0, k, s, p, e) for s, p, e in ticked)
         # Before reading ``r``: the ticks due (in order; by sensor, then rule, within one),
         # then the reading's own events by rule.
         tagged.sort(key=lambda t: t[:5])
         return [(int(sensor[r]) if phase else s, e) for r, phase, _k, s, _p, e in tagged]
+
+    def _lane_batch(
+        self,
+        index: int,
+        sensor: Ints,
+        ts: Ints,
+        value: Floats,
+        quality: Ints,
+        arrival: Ints | None,
+    ) -> tuple[Ints, Batch] | None:
+        """The readings of lane ``index``'s sensors, one observation per (reading, slot);
+        ``None`` when the lane has none of them."""
+        m = self._maps[index]
+        if m.dirty:
+            m.build()
+        n = len(sensor)
+        counts = m.counts[sensor]
+        times = (
+            arrival if arrival is not None and self.lanes[index].kind in self.clock_kinds else ts
+        )
+        if m.single and counts.all():
+            # Every reading has exactly one slot here: no expansion, no copies.
+            return np.arange(n, dtype=np.int64), Batch(
+                m.flat[m.offsets[sensor]], times, value, quality
+            )
+        total = int(counts.sum())
+        if total == 0:
+            return None
+        reading = np.repeat(np.arange(n, dtype=np.int64), counts)
+        starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
+        slots = m.flat[starts + np.arange(total, dtype=np.int64)]
+        return reading, Batch(slots, times[reading], value[reading], quality[reading])
 
     def _evaluate(
         self,
@@ -253,35 +312,23 @@ class FleetEngine:
         arrival: Ints | None,
         *,
         clock: bool | None,
+        skip: frozenset[int] = frozenset(),
     ) -> list[tuple[int, int, int, RuleEvent]]:
         """Events as (reading, rule position, sensor, event), unsorted; ``clock`` True or
-        False limits the work to the clock kinds or to the others."""
-        n = len(sensor)
+        False limits the work to the clock kinds or to the others; lanes in ``skip`` are
+        left out."""
         tagged: list[tuple[int, int, int, RuleEvent]] = []
         for index, lane in enumerate(self.lanes):
             m = self._maps[index]
             is_clock = lane.kind in self.clock_kinds
-            if not m.slot_sensor or (clock is not None and clock != is_clock):
+            if not m.slot_sensor or index in skip or (clock is not None and clock != is_clock):
                 continue
-            if m.dirty:
-                m.build()
-            counts = m.counts[sensor]
-            times = arrival if arrival is not None and is_clock else ts
-            if m.single and counts.all():
-                # Every reading has exactly one slot here: no expansion, no copies.
-                reading = np.arange(n, dtype=np.int64)
-                slots = m.flat[m.offsets[sensor]]
-                batch = Batch(slots, times, value, quality)
-            else:
-                total = int(counts.sum())
-                if total == 0:
-                    continue
-                reading = np.repeat(np.arange(n, dtype=np.int64), counts)
-                starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
-                slots = m.flat[starts + np.arange(total, dtype=np.int64)]
-                batch = Batch(slots, times[reading], value[reading], quality[reading])
+            expanded = self._lane_batch(index, sensor, ts, value, quality, arrival)
+            if expanded is None:
+                continue
+            reading, batch = expanded
             for at, event in lane.evaluate(batch):
-                slot = int(slots[at])
+                slot = int(batch.slot[at])
                 r = int(reading[at])
                 tagged.append((r, int(m.position_of[slot]), int(sensor[r]), event))
         if self._objects.rules:
@@ -325,11 +372,13 @@ class FleetEngine:
         tagged.sort(key=lambda t: (t[0], t[1]))
         return [(s, e) for s, _p, e in tagged]
 
-    def _tick(self, now_ms: int, sensors: Bools | None) -> list[tuple[int, int, RuleEvent]]:
+    def _tick(
+        self, now_ms: int, sensors: Bools | None, skip: frozenset[int] = frozenset()
+    ) -> list[tuple[int, int, RuleEvent]]:
         tagged: list[tuple[int, int, RuleEvent]] = []
         for index, lane in enumerate(self.lanes):
             m = self._maps[index]
-            if lane.kind not in self.clock_kinds or not m.slot_sensor:
+            if lane.kind not in self.clock_kinds or not m.slot_sensor or index in skip:
                 continue
             if m.dirty:
                 m.build()

@@ -9,7 +9,7 @@ and, through :meth:`Lane.get`, the same state values — a property test per lan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rules.base import Rule
 from rules.events import RuleEvent
@@ -64,4 +64,18 @@ class Lane(Protocol):
 
     def tick(self, now_ms: int, slots: Bools | None = None) -> Emitted:
         """Let time pass for every slot (or those where ``slots``); events ordered by slot."""
+        ...
+
+
+@runtime_checkable
+class Replays(Protocol):
+    """A clock lane that evaluates a whole recording with its ticks in one call."""
+
+    def replay(
+        self, batch: Batch, ticks: Ints, slots: Bools | None = None
+    ) -> list[tuple[int, int, int, RuleEvent]]:
+        """Exactly :meth:`Lane.evaluate` of the observations before each tick, then
+        :meth:`Lane.tick`, tick after tick. Returns ``(index, phase, slot, event)`` in that
+        order: phase 0 a tick's event (``index`` the tick's), phase 1 an observation's
+        (``index`` its position in the batch)."""
         ...
