@@ -235,10 +235,12 @@ class FleetEngine:
         )
         for index in whole:
             lane = self.lanes[index]
-            expanded = self._lane_batch(index, sensor, ts, value, qual, None)
-            if expanded is None or not isinstance(lane, Replays):
+            if not isinstance(lane, Replays) or not self._maps[index].slot_sensor:
                 continue
-            reading, batch = expanded
+            # Even with none of its sensors' readings, the lane has its ticks to go through.
+            expanded = self._lane_batch(index, sensor, ts, value, qual, None)
+            none = np.zeros(0, np.int64)
+            reading, batch = expanded or (none, Batch(none, none, np.zeros(0), none))
             m = self._maps[index]
             for at, phase, slot, event in lane.replay(batch, times):
                 position = int(m.position_of[slot])

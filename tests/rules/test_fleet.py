@@ -178,7 +178,7 @@ def test_rules_with_delays_go_to_the_object_lane() -> None:
     assert fleet.level(0) == int(Level.RED)
 
 
-@settings(max_examples=100)
+@settings(max_examples=300)
 @given(
     st.lists(sensor_rules(), min_size=1, max_size=3),
     st.lists(
@@ -229,3 +229,20 @@ def test_replay_of_a_recording_equals_the_reference_tick_by_tick(
     assert _plain(got) == _plain(expected)
     for s, rules in enumerate(fleet_rules):
         assert fleet.state(s) == {r.rule_id: states[s].get(r.rule_id, r.initial()) for r in rules}
+
+
+def test_replay_ticks_a_sensor_that_sent_nothing() -> None:
+    """A recording without a single reading of a watched sensor still raises its offline
+    alarm: the ticks run whether or not its lane has readings."""
+    fleet = FleetEngine()
+    watched = fleet.add((OfflineRule("off", interval_ms=1000, factor=2.0),))
+    other = fleet.add((ThresholdRule("a", Direction.HIGH, (Setpoint(Level.RED, 50, 45),)),))
+    got = fleet.replay(
+        np.array([other], dtype=np.int64),
+        np.array([T0], dtype=np.int64),
+        np.array([1.0]),
+        ticks=np.array([T0, T0 + 2000], dtype=np.int64),
+    )
+    assert [(s, e.kind, e.change.value, e.ts_ms) for s, e in got] == [
+        (watched, "offline", "raised", T0 + 2000)
+    ]
