@@ -69,7 +69,7 @@ class Pipeline:
         self.language: Language = language
         self.counters = Counters()
         self.active = ActiveAlarms()
-        self.engine = FleetEngine(clock_kinds=CLOCK_KINDS)
+        self.engine = FleetEngine()
         self._sensors: list[Sensor] = []
         self._index: dict[str, int] = {}
         for uid, sensor in registry.sensors.items():

@@ -51,13 +51,6 @@ def is_stale(state: SensorState, ts_ms: int) -> bool:
     return bool(state) and all(s.latch.is_stale(ts_ms) for s in state.values())
 
 
-def rules_stale(rules: Sequence[Rule], state: SensorState, ts_ms: int) -> bool:
-    """True when each of ``rules`` has already seen a reading at or after ``ts_ms``."""
-    return bool(rules) and all(
-        r.rule_id in state and state[r.rule_id].latch.is_stale(ts_ms) for r in rules
-    )
-
-
 def state_to_dict(state: SensorState) -> dict[str, Any]:
     """Serialise a sensor's rule state to plain data (for Faust tables and snapshots)."""
     return {rule_id: s.to_dict() for rule_id, s in state.items()}
