@@ -1,0 +1,1 @@
+"""Delivery channels: console, Apprise (IM bots, webhooks, e-mail), SMTP, SMS and voice."""

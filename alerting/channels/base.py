@@ -1,0 +1,28 @@
+"""The channel interface: deliver one notification, say how it went.
+
+A channel's ``send`` may block on the network; the dispatcher calls it off the event loop and
+with a timeout of its own, so a hung provider never delays the next alarm. A channel does not
+retry by itself and never raises for a delivery problem: it classifies the problem into an
+:class:`~alerting.notifications.Outcome` and leaves back-off and fallback to escalation, which
+records every attempt durably.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from alerting.notifications import Notification, Outcome
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Delivers notifications of one channel name (``sms``, ``voice``, ``email``…)."""
+
+    @property
+    def name(self) -> str:
+        """The channel name contacts use for it."""
+        ...
+
+    def send(self, notification: Notification) -> Outcome:
+        """Deliver one notification; classify any failure instead of raising."""
+        ...
