@@ -13,15 +13,21 @@ from rules.events import Change
 from rules.levels import Level
 
 __all__ = [
+    "DEFAULT_TIMEZONE",
+    "MINUTES_PER_DAY",
     "AlarmEvent",
     "Change",
+    "DutyRef",
     "Enterprise",
     "Level",
     "Person",
     "Reading",
     "Region",
+    "Rung",
     "Sensor",
+    "Shift",
     "Site",
+    "Target",
     "format_value",
     "sensor_uid",
     "signal_unit",
@@ -70,9 +76,51 @@ class Person:
     contacts: tuple[tuple[str, str], ...] = ()
 
 
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """One entry of a region's weekly duty roster: who is on duty, which days, from when.
+
+    ``days`` are the days the shift *starts* on (0 = Monday … 6 = Sunday). It runs from
+    ``start_min`` to ``end_min`` (minutes after local midnight, 0 to 1440); an end
+    at or before the start means the next day, so ``18:00``–``08:00`` is a night shift and
+    ``08:30``–``08:30`` the 24-hour shift (24小时值班) common in emergency bureaus.
+    """
+
+    days: tuple[int, ...]
+    start_min: int
+    end_min: int
+    duty: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.days or any(not 0 <= d <= 6 for d in self.days):
+            msg = f"days must be 0 (Monday) … 6 (Sunday), got {self.days!r}"
+            raise ValueError(msg)
+        if not 0 <= self.start_min < MINUTES_PER_DAY or not 0 <= self.end_min <= MINUTES_PER_DAY:
+            msg = f"a shift's minutes must lie in 0–1440, got {self.start_min}–{self.end_min}"
+            raise ValueError(msg)
+        if not self.duty:
+            msg = "a shift names nobody"
+            raise ValueError(msg)
+
+    @property
+    def minutes(self) -> int:
+        """How long the shift lasts: up to 24 hours, past midnight when it ends before it starts."""
+        return (self.end_min - self.start_min) % MINUTES_PER_DAY or MINUTES_PER_DAY
+
+
 @dataclass(frozen=True, slots=True)
 class Region:
-    """An administrative area (county, township) whose duty officers follow the enterprises."""
+    """An administrative area (county, township) whose duty officers follow the enterprises.
+
+    ``duty`` is everyone who may be on duty. Without a ``roster`` they all are, always; with
+    one, :func:`alerting.roster.on_duty` says who is at a given instant, read on the local
+    clock of ``timezone`` (an IANA name), so "the county duty officer" is resolved when a
+    message is sent, not when the registry was loaded.
+    """
 
     id: str
     name: str
@@ -80,6 +128,30 @@ class Region:
     parent: str | None
     people: tuple[Person, ...]
     duty: tuple[str, ...]
+    roster: tuple[Shift, ...] = ()
+    timezone: str = DEFAULT_TIMEZONE
+
+
+@dataclass(frozen=True, slots=True)
+class DutyRef:
+    """A rung target written ``duty:<region>``: whoever is on duty there at the moment of sending.
+
+    Naming a duty officer by person id calls that person even on their day off; a duty
+    reference follows the region's roster. ``duty:township`` and ``duty:county`` in a chain
+    are resolved to the region id when the registry is loaded.
+    """
+
+    region: str
+
+    def __str__(self) -> str:
+        return f"duty:{self.region}"
+
+
+Target = str | DutyRef
+"""Who a rung reaches: a person id, or the duty officer(s) of a region."""
+
+Rung = tuple[Target, ...]
+"""One rung of a responsibility chain: targets notified together, at the same step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +194,10 @@ class Site:
 class Enterprise:
     """A supervised unit with its sites, its people and who is called at each level.
 
-    ``chain`` maps each level to the ordered rungs (person ids) of its responsibility chain:
-    操作负责人 → 技术负责人 → 主要负责人, then township and county duty officers.
+    ``chain`` maps each level to the ordered rungs of its responsibility chain:
+    操作负责人 → 技术负责人 → 主要负责人, then township and county duty officers. A rung is a
+    tuple of targets (person ids or :class:`DutyRef`) that are notified together; a rung
+    written as one name is a tuple of one.
     """
 
     id: str
@@ -132,7 +206,7 @@ class Enterprise:
     region: str
     people: tuple[Person, ...]
     sites: tuple[Site, ...]
-    chain: dict[Level, tuple[str, ...]] = field(hash=False)
+    chain: dict[Level, tuple[Rung, ...]] = field(hash=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,42 @@
 """The registry: enterprises, sites, sensors, people and regions, loaded from a directory.
 
-Layout: ``regions.yaml`` plus one ``*.yaml`` file per enterprise ("一企一档"). Loading checks
-every field and every cross-reference and reports *all* problems as ``file:line: message``;
-nothing half-loaded is ever returned.
+Layout: ``regions.yaml`` plus one ``*.yaml`` file per enterprise ("一企一档"); the alerting
+files (``routing.yaml``, ``escalation.yaml``, ``channels.yaml``) live alongside and are read
+elsewhere. Loading checks every field and every cross-reference and reports *all* problems as
+``file:line: message``; nothing half-loaded is ever returned.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerting.roster import (
+    RELATIVE_LEVELS,
+    ancestors,
+    conflicts,
+    format_span,
+    gaps,
+    nearest_region,
+)
 from earlywarn.kinds import KINDS
-from earlywarn.model import Enterprise, Person, Region, Sensor, Site, sensor_uid
+from earlywarn.model import (
+    DEFAULT_TIMEZONE,
+    MINUTES_PER_DAY,
+    DutyRef,
+    Enterprise,
+    Person,
+    Region,
+    Rung,
+    Sensor,
+    Shift,
+    Site,
+    Target,
+    sensor_uid,
+)
 from earlywarn.presets import Preset, load_presets, resolve
 from earlywarn.rule_builders import SensorContext, build_rule, implicit_rules
 from earlywarn.schema import FileChecker
@@ -22,6 +46,10 @@ from rules.base import Rule
 from rules.levels import Level
 
 REGIONS_FILE = "regions.yaml"
+ALERTING_FILES = ("routing.yaml", "escalation.yaml", "channels.yaml")
+"""Files of the registry directory that are not enterprises (read by the alerting loaders)."""
+NOT_ENTERPRISES = frozenset((REGIONS_FILE, *ALERTING_FILES))
+DUTY_PREFIX = "duty:"
 ENTERPRISE_KINDS = (
     "hazardous_chemicals",
     "restaurant",
@@ -121,7 +149,7 @@ def load_registry(path: Path | str) -> Registry:
     enterprises: dict[str, Enterprise] = {}
     ent_where: dict[str, str] = {}
     zones: list[Zone] = []
-    files = sorted(p for p in root.glob("*.yaml") if p.name != REGIONS_FILE)
+    files = sorted(p for p in root.glob("*.yaml") if p.name not in NOT_ENTERPRISES)
     if not files:
         problems.append(Problem(str(root), 0, "no enterprise files (*.yaml) in the registry"))
     for file in files:
@@ -235,7 +263,8 @@ def _read_regions(
     top = _top_mapping(path, check, "the regions file")
     if top is None:
         return {}
-    check.known_keys(top, ("regions",), "the regions file")
+    check.known_keys(top, ("regions", "timezone"), "the regions file")
+    default_tz = _timezone(top, check, "the regions file", DEFAULT_TIMEZONE)
     items = check.as_list(top.get("regions"), top.line_of("regions"), "'regions'")
     if items is None:
         return {}
@@ -246,42 +275,210 @@ def _read_regions(
         if rm is None:
             continue
         what = f"region {rm.get('id', '?')!s}"
-        check.known_keys(rm, ("id", "name", "level", "parent", "people", "duty"), what)
+        allowed = ("id", "name", "level", "parent", "people", "duty", "roster", "timezone")
+        check.known_keys(rm, allowed, what)
         rid = check.ident(rm, "id", what)
         name = check.text(rm, "name", what)
         level = check.text(rm, "level", what)
         parent = check.ident(rm, "parent", what, required=False)
+        timezone = _timezone(rm, check, what, default_tz)
         own: list[Person] = []
         plist = check.as_list(rm.get("people", YList()), rm.line_of("people"), f"{what}: 'people'")
         for pitem, pline in zip(plist or [], (plist.item_lines if plist else []), strict=True):
             person = _read_person(pitem, pline, check, people, where, what)
             if person is not None:
                 own.append(person)
-        duty: list[str] = []
-        dlist = check.as_list(rm.get("duty", YList()), rm.line_of("duty"), f"{what}: 'duty'")
         own_ids = _declared_ids(plist)
-        for pid, dline in zip(dlist or [], (dlist.item_lines if dlist else []), strict=True):
-            if not isinstance(pid, str):
-                check.error(dline, f"{what}: a duty officer must be given by person id")
-                continue
-            if pid not in own_ids:
-                check.error(
-                    dline, f"{what}: duty officer {pid!r} is not one of this region's people"
-                )
-                continue
-            duty.append(str(pid))
+        roster: tuple[Shift, ...] = ()
+        if "roster" in rm and "duty" in rm:
+            check.error(
+                rm.line_of("roster"),
+                f"{what}: give either 'duty' (always on duty) or 'roster', not both",
+            )
+        if "roster" in rm:
+            roster = _read_roster(rm, check, what, own_ids)
+            duty = list(dict.fromkeys(pid for shift in roster for pid in shift.duty))
+        else:
+            duty = _person_ids(rm, "duty", check, what, own_ids)
         if rid is None or name is None or level is None:
             continue
         if rid in regions:
             check.error(rm.line_of("id"), f"duplicate region id {rid!r}")
             continue
-        regions[rid] = Region(rid, name, level, parent, tuple(own), tuple(duty))
+        regions[rid] = Region(
+            rid, name, level, parent, tuple(own), tuple(duty), roster, timezone or DEFAULT_TIMEZONE
+        )
         if parent is not None:
             parents[rid] = (parent, rm.line_of("parent"))
     for rid, (parent, line) in parents.items():
         if parent not in regions:
             check.error(line, f"region {rid}: parent region {parent!r} is not defined")
     return regions
+
+
+def _timezone(m: YMap, check: FileChecker, what: str, default: str | None) -> str | None:
+    """An IANA time zone name (``Asia/Shanghai``), ``default`` when absent."""
+    if "timezone" not in m:
+        return default
+    name = check.text(m, "timezone", what)
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        check.error(
+            m.line_of("timezone"),
+            f"{what}: unknown time zone {name!r}; use an IANA name such as Asia/Shanghai",
+        )
+        return None
+    return name
+
+
+def _person_ids(m: YMap, key: str, check: FileChecker, what: str, own_ids: set[str]) -> list[str]:
+    """A list of this region's person ids under ``key`` (absent: none)."""
+    ids: list[str] = []
+    dlist = check.as_list(m.get(key, YList()), m.line_of(key), f"{what}: {key!r}")
+    for pid, dline in zip(dlist or [], (dlist.item_lines if dlist else []), strict=True):
+        if not isinstance(pid, str):
+            check.error(dline, f"{what}: a duty officer must be given by person id")
+            continue
+        if pid not in own_ids:
+            check.error(dline, f"{what}: duty officer {pid!r} is not one of this region's people")
+            continue
+        ids.append(str(pid))
+    return ids
+
+
+_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _read_roster(m: YMap, check: FileChecker, what: str, own_ids: set[str]) -> tuple[Shift, ...]:
+    """A weekly roster; reports gaps (nobody on duty) and overlaps naming different people.
+
+    Overlaps are rejected rather than resolved by order because a roster is read by people:
+    with "first entry wins", a line placed too low silently takes an officer off duty who
+    believes they are on it. Overlaps naming the same people change nothing and are allowed.
+    """
+    rlist = check.as_list(m.get("roster"), m.line_of("roster"), f"{what}: 'roster'")
+    if rlist is None:
+        return ()
+    if not rlist:
+        check.error(m.line_of("roster"), f"{what}: the roster names nobody")
+        return ()
+    shifts: list[Shift] = []
+    lines: list[int] = []
+    complete = True
+    for item, line in zip(rlist, rlist.item_lines, strict=True):
+        shift = _read_shift(item, line, check, what, own_ids)
+        if shift is None:
+            complete = False
+            continue
+        shifts.append(shift)
+        lines.append(line)
+    roster = tuple(shifts)
+    for first, second, start, length in conflicts(roster):
+        check.error(
+            lines[second],
+            f"{what}: roster entry overlaps the one on line {lines[first]} "
+            f"({format_span(start, length)}) with different people; who is on duty must "
+            "have one answer, so split the entries",
+        )
+    if complete:
+        for start, length in gaps(roster):
+            check.error(
+                m.line_of("roster"),
+                f"{what}: the roster leaves nobody on duty {format_span(start, length)}; "
+                "a duty officer must always be reachable",
+            )
+    return roster
+
+
+def _read_shift(
+    item: object, line: int, check: FileChecker, what: str, own_ids: set[str]
+) -> Shift | None:
+    sm = check.as_map(item, line, f"{what}: a roster entry")
+    if sm is None:
+        return None
+    check.known_keys(sm, ("days", "from", "to", "duty"), f"{what}: a roster entry")
+    days = _read_days(sm, check, what)
+    start, end = 0, MINUTES_PER_DAY
+    if ("from" in sm) != ("to" in sm):
+        check.error(
+            sm.line,
+            f"{what}: a roster entry needs both 'from' and 'to', or neither for the whole day",
+        )
+        return None
+    if "from" in sm:
+        start_at = _read_time(sm, "from", check, what)
+        end_at = _read_time(sm, "to", check, what)
+        if start_at is None or end_at is None:
+            return None
+        if start_at == MINUTES_PER_DAY:
+            check.error(sm.line_of("from"), f"{what}: a shift cannot start at 24:00; use 00:00")
+            return None
+        start, end = start_at, end_at
+    if "duty" not in sm:
+        check.error(sm.line, f"{what}: a roster entry is missing the required field 'duty'")
+        return None
+    before = len(check.problems)
+    duty = _person_ids(sm, "duty", check, what, own_ids)
+    if days is None or len(check.problems) > before:
+        return None
+    if not duty:
+        check.error(sm.line_of("duty"), f"{what}: a roster entry names nobody")
+        return None
+    return Shift(days, start, end or MINUTES_PER_DAY, tuple(duty))
+
+
+def _read_days(sm: YMap, check: FileChecker, what: str) -> tuple[int, ...] | None:
+    """``mon-fri``, ``sat-sun``, ``fri-mon`` (wraps), ``mon,wed``, a list of those, ``daily``."""
+    raw = sm.get("days", "daily")
+    line = sm.line_of("days")
+    parts: list[str] = []
+    if isinstance(raw, str):
+        parts = [p.strip().lower() for p in raw.split(",")]
+    elif isinstance(raw, YList) and raw and all(isinstance(p, str) for p in raw):
+        parts = [str(p).strip().lower() for p in raw]
+    days: set[int] = set()
+    for part in parts:
+        if part == "daily":
+            days.update(range(7))
+            continue
+        ends = [e.strip() for e in part.split("-")]
+        if len(ends) > 2 or any(e not in _DAYS for e in ends):
+            parts = []
+            break
+        first, last = _DAYS[ends[0]], _DAYS[ends[-1]]
+        days.update((first + k) % 7 for k in range((last - first) % 7 + 1))
+    if not parts:
+        check.error(
+            line,
+            f"{what}: 'days' must be days such as mon-fri, sat-sun, mon,wed or daily "
+            f"(mon tue wed thu fri sat sun), got {raw!r}",
+        )
+        return None
+    return tuple(sorted(days))
+
+
+def _read_time(sm: YMap, key: str, check: FileChecker, what: str) -> int | None:
+    """Minutes after midnight from quoted ``"HH:MM"`` (``"24:00"`` is the end of the day)."""
+    value = sm.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        hours, minutes = divmod(value, 60)
+        check.error(
+            sm.line_of(key),
+            f'{what}: {key!r} must be quoted text such as "{hours:02d}:{minutes:02d}" '
+            f"(unquoted, YAML reads {hours}:{minutes:02d} as the number {value})",
+        )
+        return None
+    if value == "24:00":
+        return MINUTES_PER_DAY
+    match = _TIME.match(value) if isinstance(value, str) else None
+    if match is None:
+        check.error(sm.line_of(key), f'{what}: {key!r} must be a time "HH:MM", got {value!r}')
+        return None
+    return int(match.group(1)) * 60 + int(match.group(2))
 
 
 def _region_people(region_id: str, regions: dict[str, Region]) -> set[str]:
@@ -339,7 +536,7 @@ def _read_enterprise(
     # Ids declared count as reachable even if that person has another mistake, so a single
     # error is not echoed by every chain that names the person.
     reachable = _declared_ids(plist) | (_region_people(region, regions) if region else set())
-    chain = _read_chain(em, check, what, reachable)
+    chain = _read_chain(em, check, what, reachable, region, regions)
     sites: list[Site] = []
     slist = check.as_list(em.get("sites"), em.line_of("sites"), f"{what}: 'sites'")
     site_ids: dict[str, int] = {}
@@ -360,12 +557,17 @@ def _read_enterprise(
 
 
 def _read_chain(
-    em: YMap, check: FileChecker, what: str, reachable: set[str]
-) -> dict[Level, tuple[str, ...]] | None:
+    em: YMap,
+    check: FileChecker,
+    what: str,
+    reachable: set[str],
+    region: str | None,
+    regions: dict[str, Region],
+) -> dict[Level, tuple[Rung, ...]] | None:
     cm = check.as_map(em.get("chain"), em.line_of("chain"), f"{what}: 'chain'")
     if cm is None:
         return None
-    chain: dict[Level, tuple[str, ...]] = {}
+    chain: dict[Level, tuple[Rung, ...]] = {}
     level_lines: dict[Level, int] = {}
     for key, rungs in cm.items():
         line = cm.line_of(key)
@@ -386,16 +588,25 @@ def _read_chain(
             continue
         if not rlist:
             check.error(line, f"{what}: chain {level.label} names nobody")
-        for pid, pline in zip(rlist, rlist.item_lines, strict=True):
-            if not isinstance(pid, str):
-                check.error(pline, f"{what}: chain {level.label}: a rung must be a person id")
-            elif pid not in reachable:
-                check.error(
-                    pline,
-                    f"{what}: chain {level.label} names {pid!r}, who is neither "
-                    "a person of this enterprise nor a duty officer of its region",
+        found: list[Rung] = []
+        for item, pline in zip(rlist, rlist.item_lines, strict=True):
+            names = item if isinstance(item, YList) and item else [item]
+            rung: list[Target] = []
+            for name in names:
+                if not isinstance(name, str):
+                    check.error(
+                        pline,
+                        f"{what}: chain {level.label}: a rung must be a person id, a duty "
+                        "reference (duty:township, duty:county, duty:<region>) or a list of them",
+                    )
+                    continue
+                target = _chain_target(
+                    name, pline, check, f"{what}: chain {level.label}", reachable, region, regions
                 )
-        chain[level] = tuple(str(p) for p in rlist)
+                if target is not None:
+                    rung.append(target)
+            found.append(tuple(rung))
+        chain[level] = tuple(found)
     missing = [lvl.label for lvl in Level if lvl not in chain]
     if missing:
         check.error(
@@ -404,6 +615,63 @@ def _read_chain(
             "level must say who is called",
         )
     return chain
+
+
+def _chain_target(
+    name: str,
+    line: int,
+    check: FileChecker,
+    what: str,
+    reachable: set[str],
+    region: str | None,
+    regions: dict[str, Region],
+) -> Target | None:
+    """A person id of the enterprise or its regions, or a duty reference made concrete."""
+    if not name.startswith(DUTY_PREFIX):
+        if name not in reachable:
+            check.error(
+                line,
+                f"{what} names {name!r}, who is neither "
+                "a person of this enterprise nor a duty officer of its region",
+            )
+            return None
+        return name
+    if region is None or region not in regions:
+        return None  # the enterprise's region is reported missing already
+    ref = resolve_duty_ref(name, region, regions)
+    if isinstance(ref, str):
+        check.error(line, f"{what}: {ref}")
+        return None
+    return ref
+
+
+def resolve_duty_ref(name: str, region: str, regions: dict[str, Region]) -> DutyRef | str:
+    """``duty:township``, ``duty:county`` or ``duty:<region>`` seen from an enterprise's
+    ``region``: the concrete reference, or what is wrong with it as a plain sentence.
+
+    The region must be the enterprise's own or one above it (duty officers follow the
+    enterprises of their area, not the areas below them) and must have duty officers.
+    """
+    scope = name.removeprefix(DUTY_PREFIX)
+    if scope in RELATIVE_LEVELS:
+        found = nearest_region(regions, region, scope)
+        if found is None:
+            return (
+                f"{name}: no region of level {scope!r} at or above region {region!r} "
+                "(levels are read from regions.yaml)"
+            )
+    elif scope not in regions:
+        return f"{name}: region {scope!r} is not defined in {REGIONS_FILE}"
+    elif scope not in ancestors(regions, region):
+        return (
+            f"{name}: region {scope!r} is not region {region!r} or a region above it; "
+            "duty officers follow the enterprises of their own area"
+        )
+    else:
+        found = scope
+    if not regions[found].duty:
+        return f"{name}: region {found!r} has no duty officers ('duty' or 'roster')"
+    return DutyRef(found)
 
 
 _SENSOR_KEYS = (

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from earlywarn.model import DutyRef, Shift
 from earlywarn.registry import Registry, RegistryError, RegistrySummary, load_registry
 from earlywarn.yamlsource import Problem
 from rules.levels import Level
@@ -238,7 +239,8 @@ def test_inline_registry_loads(tmp_path: Path) -> None:
     )
     acme = registry.enterprises["acme"]
     assert acme.region == "town"
-    assert acme.chain[Level.RED] == ("ops", "tech", "boss", "t-duty", "c-duty")
+    # A rung written as one name is a rung of one target.
+    assert acme.chain[Level.RED] == (("ops",), ("tech",), ("boss",), ("t-duty",), ("c-duty",))
     assert registry.people["ops"].contacts == (
         ("voice", "+8613800020003"),
         ("sms", "+8613800020003"),
@@ -246,6 +248,8 @@ def test_inline_registry_loads(tmp_path: Path) -> None:
     )
     assert registry.regions["town"].parent == "county"
     assert registry.regions["town"].duty == ("t-duty",)
+    assert registry.regions["town"].roster == ()  # no roster: always on duty
+    assert registry.regions["town"].timezone == "Asia/Shanghai"
     site = registry.site("acme", "tanks")
     assert site is not None
     assert site.location == (31.5342, 104.4127)
@@ -274,11 +278,15 @@ def test_shipped_example_registry_loads() -> None:
     assert leak.kind == "combustible_gas"
     # Phone numbers are quoted in the files: unquoted, YAML would read them as integers.
     assert all(p.phone.startswith("+86138000") for p in registry.people.values())
-    # Every chain climbs to the duty officers of the enterprise's region at red.
+    # Every chain climbs to whoever is on duty in the enterprise's region at red.
     for ent in registry.enterprises.values():
         assert set(ent.chain) == set(Level)
-        region = registry.regions[ent.region]
-        assert set(region.duty) & set(ent.chain[Level.RED]), ent.id
+        assert (DutyRef(ent.region),) in ent.chain[Level.RED], ent.id
+        assert (DutyRef("anxian"),) in ent.chain[Level.RED] or ent.id == "laojie-restaurants"
+    # The county and 清江镇 keep rosters; 金山镇's single officer is always on duty.
+    assert registry.regions["anxian"].roster
+    assert registry.regions["anxian"].duty == ("ax-duty-liu", "ax-duty-wang")
+    assert registry.regions["jinshan"].roster == ()
 
 
 def test_example_tanks_are_multi_channel_devices() -> None:
@@ -835,3 +843,249 @@ def test_setpoint_outside_the_instrument_range_is_a_problem(tmp_path: Path) -> N
         "outside the instrument range",
         "never alarm",
     )
+
+
+# --- duty rosters ---------------------------------------------------------------------------
+
+# The county with two officers on a weekly roster: 刘 on working days, 王 on weeknights and in
+# 24-hour weekend shifts.
+ROSTER = """\
+    roster:
+      - {days: mon-fri, from: "08:30", to: "17:30", duty: [c-liu]}
+      - {days: mon-fri, from: "17:30", to: "08:30", duty: [c-duty]}
+      - {days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}
+"""
+ROSTER_REGIONS = edit(
+    edit(REGIONS, "    duty: [c-duty]\n", ROSTER),
+    '        contacts: {sms: "+8613800010001", voice: "+8613800010001"}\n',
+    '        contacts: {sms: "+8613800010001", voice: "+8613800010001"}\n'
+    '      - {id: c-liu, name: 刘秀兰, role: 县应急管理局值班员, phone: "+8613800010002"}\n',
+)
+
+
+def roster_problems(tmp_path: Path, old: str, new: str) -> tuple[Path, str, list[Problem]]:
+    """Problems of the roster registry with one passage of its regions file changed."""
+    regions = edit(ROSTER_REGIONS, old, new)
+    root = write_registry(tmp_path, regions=regions)
+    return root / "regions.yaml", regions, problems_of(root)
+
+
+def test_a_weekly_roster_loads(tmp_path: Path) -> None:
+    registry = load_registry(write_registry(tmp_path, regions=ROSTER_REGIONS))
+
+    county = registry.regions["county"]
+    weekdays = (0, 1, 2, 3, 4)
+    assert county.roster == (
+        Shift(weekdays, 510, 1050, ("c-liu",)),
+        Shift(weekdays, 1050, 510, ("c-duty",)),
+        Shift((5, 6), 510, 510, ("c-duty",)),
+    )
+    # Everyone who may be on duty, in roster order: what an old-style 'duty' list said.
+    assert county.duty == ("c-liu", "c-duty")
+    assert county.timezone == "Asia/Shanghai"
+
+
+def test_days_and_times_are_read_as_written(tmp_path: Path) -> None:
+    roster = """\
+    roster:
+      - {days: "fri-mon, wed", from: "00:00", to: "24:00", duty: [c-duty]}
+      - {days: [tue, thu], duty: [c-liu]}
+"""
+    regions = edit(ROSTER_REGIONS, ROSTER, roster)
+    county = load_registry(write_registry(tmp_path, regions=regions)).regions["county"]
+    # fri-mon wraps over the weekend; no from/to is the whole day.
+    assert county.roster == (
+        Shift((0, 2, 4, 5, 6), 0, 1440, ("c-duty",)),
+        Shift((1, 3), 0, 1440, ("c-liu",)),
+    )
+
+
+def test_time_zone_for_the_file_and_per_region(tmp_path: Path) -> None:
+    regions = "timezone: Asia/Urumqi\n" + edit(
+        ROSTER_REGIONS, "    level: township\n", "    level: township\n    timezone: UTC\n"
+    )
+    registry = load_registry(write_registry(tmp_path, regions=regions))
+    assert registry.regions["county"].timezone == "Asia/Urumqi"
+    assert registry.regions["town"].timezone == "UTC"
+
+
+def test_roster_gap_is_reported_with_when(tmp_path: Path) -> None:
+    # Weekend all day instead of 24-hour shifts from 08:30: Monday 00:00–08:30 has nobody
+    # (and Saturday 00:00–08:30 is covered twice by 王, which is not ambiguous).
+    file, regions, problems = roster_problems(
+        tmp_path,
+        '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}',
+        "{days: sat-sun, duty: [c-duty]}",
+    )
+    only(
+        problems,
+        file,
+        line_no(regions, "    roster:"),
+        "region county: the roster leaves nobody on duty Mon 00:00–08:30",
+        "must always be reachable",
+    )
+
+
+def test_every_gap_is_reported(tmp_path: Path) -> None:
+    file, regions, problems = roster_problems(
+        tmp_path, '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}', "{days: sat}"
+    )
+    # The broken entry is reported, and the gaps are not guessed from the rest.
+    only(problems, file, line_no(regions, "{days: sat}"), "missing the required field 'duty'")
+    file, regions, problems = roster_problems(
+        tmp_path,
+        '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}',
+        '{days: sat, from: "08:30", to: "20:00", duty: [c-duty]}',
+    )
+    line = line_no(regions, "    roster:")
+    expect(problems, file, line, "nobody on duty Sat 20:00–Mon 08:30")
+    assert len(problems) == 1
+
+
+def test_overlap_with_different_people_is_reported_at_the_later_entry(tmp_path: Path) -> None:
+    file, regions, problems = roster_problems(
+        tmp_path,
+        '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}',
+        '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}\n'
+        '      - {days: sun, from: "20:00", to: "22:00", duty: [c-liu]}',
+    )
+    only(
+        problems,
+        file,
+        line_no(regions, 'days: sun, from: "20:00"'),
+        "region county: roster entry overlaps the one on line "
+        f"{line_no(regions, 'days: sat-sun')} (Sun 20:00–22:00) with different people",
+        "split the entries",
+    )
+
+
+def test_overlap_naming_the_same_people_is_allowed(tmp_path: Path) -> None:
+    regions = edit(
+        ROSTER_REGIONS,
+        '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}',
+        '{days: sat-sun, from: "08:30", to: "08:30", duty: [c-duty]}\n'
+        "      - {days: sat, duty: [c-duty]}",
+    )
+    load_registry(write_registry(tmp_path, regions=regions))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "marker", "words"),
+    [
+        ('from: "17:30"', "from: 17:30", "from: 17:30", ("'from' must be quoted", "1050")),
+        ('to: "17:30"', 'to: "17:61"', "17:61", ("'to' must be a time",)),
+        (
+            'from: "08:30", to: "17:30"',
+            'from: "08:30"',
+            'days: mon-fri, from: "08:30", duty',
+            ("needs both 'from' and 'to'",),
+        ),
+        (
+            'days: mon-fri, from: "08:30", to: "17:30"',
+            'days: mon-fry, from: "08:30", to: "17:30"',
+            "mon-fry",
+            ("'days' must be days", "mon-fri"),
+        ),
+        (
+            "duty: [c-liu]",
+            "duty: [t-duty]",
+            "duty: [t-duty]}",
+            ("duty officer 't-duty' is not one of this region's people",),
+        ),
+        ("duty: [c-liu]", "duty: []", "duty: []", ("a roster entry names nobody",)),
+        (
+            '{days: mon-fri, from: "08:30"',
+            '{dias: mon-fri, from: "08:30"',
+            "dias",
+            ("unknown field 'dias'",),
+        ),
+    ],
+)
+def test_roster_entry_mistakes(
+    tmp_path: Path, old: str, new: str, marker: str, words: tuple[str, ...]
+) -> None:
+    file, regions, problems = roster_problems(tmp_path, old, new)
+    expect(problems, file, line_no(regions, marker), "region county", *words)
+
+
+def test_duty_and_roster_together_is_a_problem(tmp_path: Path) -> None:
+    file, regions, problems = roster_problems(tmp_path, ROSTER, "    duty: [c-duty]\n" + ROSTER)
+    only(problems, file, line_no(regions, "    roster:"), "either 'duty'", "or 'roster', not both")
+
+
+def test_unknown_time_zone_is_a_problem(tmp_path: Path) -> None:
+    file, regions, problems = roster_problems(
+        tmp_path, "    level: county\n", "    level: county\n    timezone: Asia/Beijing\n"
+    )
+    only(problems, file, line_no(regions, "Asia/Beijing"), "unknown time zone 'Asia/Beijing'")
+
+
+# --- duty references in chains ------------------------------------------------------------
+
+RED_CHAIN = "    red: [ops, tech, boss, t-duty, c-duty]\n"
+
+
+def chain_problems(tmp_path: Path, red: str, region: str = "town") -> tuple[Path, list[Problem]]:
+    root = write_registry(
+        tmp_path,
+        regions=ROSTER_REGIONS,
+        enterprise=edit(edit(ACME, RED_CHAIN, red), "  region: town\n", f"  region: {region}\n"),
+    )
+    return root / "acme.yaml", problems_of(root)
+
+
+def test_chain_rungs_take_duty_references_and_lists(tmp_path: Path) -> None:
+    red = "    red: [ops, [tech, boss], duty:township, duty:county, duty:town]\n"
+    root = write_registry(tmp_path, regions=ROSTER_REGIONS, replace=(RED_CHAIN, red))
+    acme = load_registry(root).enterprises["acme"]
+
+    assert acme.chain[Level.RED] == (
+        ("ops",),
+        ("tech", "boss"),  # a list is one rung: notified together
+        (DutyRef("town"),),  # duty:township, resolved from the enterprise's region
+        (DutyRef("county"),),
+        (DutyRef("town"),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("red", "region", "words"),
+    [
+        ("[ops, duty:township]", "county", ("duty:township: no region of level 'township'",)),
+        ("[ops, duty:town]", "county", ("duty:town: region 'town' is not region 'county' or",)),
+        ("[ops, duty:village]", "town", ("region 'village' is not defined in regions.yaml",)),
+        ("[ops, [tech, {id: boss}]]", "town", ("a rung must be a person id, a duty reference",)),
+        ("[ops, [tech, ghost]]", "town", ("chain red names 'ghost'",)),
+    ],
+)
+def test_chain_duty_reference_mistakes(
+    tmp_path: Path, red: str, region: str, words: tuple[str, ...]
+) -> None:
+    file, problems = chain_problems(tmp_path, f"    red: {red}\n", region)
+    only(problems, file, line_no(ACME, "    red: ["), "enterprise acme: chain red", *words)
+
+
+def test_duty_reference_to_a_region_without_duty_officers(tmp_path: Path) -> None:
+    regions = edit(REGIONS, "    duty: [t-duty]\n", "")
+    root = write_registry(
+        tmp_path,
+        regions=regions,
+        replace=(RED_CHAIN, "    red: [ops, duty:township]\n"),
+    )
+    only(
+        problems_of(root),
+        root / "acme.yaml",
+        line_no(ACME, "    red: ["),
+        "duty:township: region 'town' has no duty officers",
+    )
+
+
+def test_alerting_files_are_not_read_as_enterprises(tmp_path: Path) -> None:
+    # routing.yaml and escalation.yaml are read by earlywarn.alerting_config, channels.yaml by
+    # the channel settings: none of them is an enterprise file.
+    junk = "not: an enterprise\n"
+    root = write_registry(
+        tmp_path,
+        extra={"routing.yaml": junk, "escalation.yaml": junk, "channels.yaml": junk},
+    )
+    assert set(load_registry(root).enterprises) == {"acme"}
