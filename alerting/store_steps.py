@@ -32,11 +32,15 @@ class EscalationSteps(StoreBase):
 
     # --- escalation steps ------------------------------------------------------------------
 
-    def plan_steps(self, plans: Iterable[StepPlan], now_ms: int) -> list[EscalationStep]:
+    def plan_steps(
+        self, plans: Iterable[StepPlan], now_ms: int, *, even_if_acked: bool = False
+    ) -> list[EscalationStep]:
         """Insert planned steps, idempotently by key; returns the steps actually inserted.
 
-        A plan whose key exists, or for an alarm already acknowledged, is skipped. A plan
-        for an unknown alarm raises ``ValueError`` and inserts none of the batch.
+        A plan whose key exists, or for an alarm already acknowledged (unless
+        ``even_if_acked``: notices such as "acknowledged by …" are meant for such alarms),
+        is skipped. A plan for an unknown alarm raises ``ValueError`` and inserts none of
+        the batch.
         """
         inserted: list[EscalationStep] = []
         with self._write():
@@ -45,7 +49,7 @@ class EscalationSteps(StoreBase):
                 if record is None:
                     msg = f"cannot plan step {plan.key!r}: no alarm {plan.alarm_id}"
                     raise ValueError(msg)
-                if record.state.acked:
+                if record.state.acked and not even_if_acked:
                     _log.debug("step %s not planned: %s is acknowledged", plan.key, plan.alarm_id)
                     continue
                 cursor = self._conn.execute(
@@ -156,11 +160,38 @@ class EscalationSteps(StoreBase):
             self._audit(now_ms, AuditKind.STEP_FINISHED, step.alarm_id, audit)
         return step
 
-    def cancel_steps(self, alarm_id: str, reason: str, now_ms: int, *, actor: str = SYSTEM) -> int:
-        """Cancel every pending step of an alarm in one transaction; returns how many. The
-        audit records the number and the reason (also when it is zero)."""
+    def cancel_steps(
+        self,
+        alarm_id: str,
+        reason: str,
+        now_ms: int,
+        *,
+        actor: str = SYSTEM,
+        step_ids: Iterable[int] | None = None,
+    ) -> int:
+        """Cancel every pending step of an alarm (or only those of ``step_ids``) in one
+        transaction; returns how many. The audit records the number and the reason (also
+        when it is zero)."""
         with self._write():
-            return self._cancel_pending(alarm_id, reason, now_ms, actor)
+            if step_ids is None:
+                return self._cancel_pending(alarm_id, reason, now_ms, actor)
+            count = 0
+            for step_id in step_ids:
+                count += self._conn.execute(
+                    "UPDATE steps SET status = ?, finished_ms = ?, detail = ? "
+                    "WHERE id = ? AND alarm_id = ? AND status = ?",
+                    (
+                        StepStatus.CANCELLED.value,
+                        now_ms,
+                        reason,
+                        step_id,
+                        alarm_id,
+                        StepStatus.PENDING.value,
+                    ),
+                ).rowcount
+            detail = {"cancelled": count, "reason": reason}
+            self._audit(now_ms, AuditKind.STEPS_CANCELLED, alarm_id, detail, actor)
+            return count
 
     def _cancel_pending(
         self, alarm_id: str, reason: str, now_ms: int, actor: str = SYSTEM, *, quiet: bool = False
