@@ -12,17 +12,26 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from alerting.channels.base import Channel
+from alerting.channels.console import ConsoleChannel
 from alerting.console import ConsoleSink
-from earlywarn.embedded_broker import EmbeddedBroker
+from alerting.policy import CHANNELS
+from alerting.store import AlertStore
+from earlywarn.alert_wiring import open_alerting
+from earlywarn.clock import SystemClock
+from earlywarn.embedded_broker import EmbeddedBroker, free_port
 from earlywarn.messages import Language
 from earlywarn.model import AlarmEvent, Level, format_value
 from earlywarn.registry import Registry
@@ -71,12 +80,47 @@ async def run_demo(
 ) -> int:
     """Run the demo; return the process exit code."""
     logging.getLogger("earlywarn.pipeline").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="earlywarn-demo-") as scratch:
+        return await _run(registry, out, Path(scratch), speed, forever, duration_s, seed, language)
+
+
+def demo_channels(out: TextIO) -> dict[str, Channel]:
+    """Every channel name prints to the demo's output: who would be called, texted, messaged."""
+    return {name: ConsoleChannel(name, out) for name in CHANNELS}
+
+
+async def _run(
+    registry: Registry,
+    out: TextIO,
+    scratch: Path,
+    speed: float,
+    forever: bool,
+    duration_s: float,
+    seed: int,
+    language: Language,
+) -> int:
     async with EmbeddedBroker() as broker:
         recorder = _Recorder([])
         settings = RunSettings(
-            mqtt_url=broker.url, client_id="earlywarn-demo", keepalive_s=30, language=language
+            mqtt_url=broker.url,
+            client_id="earlywarn-demo",
+            keepalive_s=30,
+            language=language,
+            ack_listen=f"127.0.0.1:{free_port()}",
+            link_secret=secrets.token_hex(32),
         )
-        runner = EmbeddedRunner(registry, settings, sinks=[ConsoleSink(out), recorder])
+        clock = SystemClock()
+        alerting = open_alerting(
+            registry, settings, clock, scratch / "alerts.db", demo_channels(out)
+        )
+        runner = EmbeddedRunner(
+            registry,
+            settings,
+            clock,
+            sinks=[ConsoleSink(out), recorder],
+            alerts=alerting.service,
+            ack_server=alerting.ack_server,
+        )
         stop = asyncio.Event()
         serving = asyncio.create_task(runner.run(stop))
         await _wait_for(
@@ -97,14 +141,31 @@ async def run_demo(
             loop.add_signal_handler(signal.SIGINT, interrupted.set)
         published = await _play(scenario, broker.url, out, speed, forever, duration_s, interrupted)
         await _wait_for(lambda: runner.counters.received >= published, 10.0)
+        await asyncio.sleep(2 * settings.escalate_s)  # the last alarms' first sends
         stop.set()
         counters = await serving
+        calls = _calls(alerting.store)
+        alerting.close()
     out.write("\nsummary\n" + counters.format() + "\n")
     out.write(_alarm_table(recorder.events))
+    out.write(
+        f"\nnotifications: {sum(calls.values())} sent ("
+        + ", ".join(f"{channel} {n}" for channel, n in sorted(calls.items()))
+        + "); acknowledge with the link in each line while the demo runs\n"
+    )
     if interrupted.is_set():
         out.write("\ndemo stopped by Ctrl-C\n")
         return 0
-    return _self_check(recorder.events, out)
+    return _self_check(recorder.events, calls, out)
+
+
+def _calls(store: AlertStore) -> dict[str, int]:
+    """Deliveries sent, by channel, over every alarm of the demo."""
+    counts: dict[str, int] = {}
+    for record in store.list_alarms(limit=10_000):
+        for contact in store.who_was_called(record.alarm_id):
+            counts[contact.channel] = counts.get(contact.channel, 0) + contact.attempts
+    return counts
 
 
 async def _play(
@@ -199,7 +260,7 @@ def _alarm_table(events: list[AlarmEvent]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _self_check(events: list[AlarmEvent], out: TextIO) -> int:
+def _self_check(events: list[AlarmEvent], calls: dict[str, int], out: TextIO) -> int:
     def reached(sensor: tuple[str, str, str], level: Level) -> bool:
         uid = "/".join(sensor)
         return any(e.sensor == uid and e.level is not None and e.level >= level for e in events)
@@ -209,11 +270,14 @@ def _self_check(events: list[AlarmEvent], out: TextIO) -> int:
         missing.append("gas leak orange → red at " + "/".join(LEAK))
     if not reached(OVERFILL, Level.RED):
         missing.append("tank high-high level at " + "/".join(OVERFILL))
+    if not calls.get("voice"):
+        missing.append("a voice call for a red alarm")
     if missing:
         out.write("\ndemo FAILED: expected alarms did not happen: " + "; ".join(missing) + "\n")
         return 1
     out.write(
-        "\ndemo OK: the gas leak rose from orange to red and the tank passed its high-high level\n"
+        "\ndemo OK: the gas leak rose from orange to red, the tank passed its high-high level, "
+        "and the responsible people were called\n"
     )
     return 0
 

@@ -13,6 +13,8 @@ import gc
 import logging
 from collections.abc import Sequence
 
+from alerting.ackweb import AckServer
+from alerting.service import AlertService
 from alerting.sinks import AlarmSink
 from earlywarn.clock import Clock, SystemClock
 from earlywarn.counters import Counters
@@ -34,13 +36,18 @@ class EmbeddedRunner:
         settings: RunSettings,
         clock: Clock | None = None,
         sinks: Sequence[AlarmSink] = (),
+        *,
+        alerts: AlertService | None = None,
+        ack_server: AckServer | None = None,
     ) -> None:
         self.settings = settings
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
+        self.alerts = alerts
+        self.ack_server = ack_server
         self.pipeline = Pipeline(
             registry,
             clock or SystemClock(),
-            sinks,
+            [*sinks, *([alerts] if alerts else [])],
             None,
             settings.limits,
             publish_alarms=settings.publish_alarms,
@@ -69,19 +76,43 @@ class EmbeddedRunner:
         # collector's sight keeps its full collections short (they pause the event loop).
         gc.collect()
         gc.freeze()
+        if self.alerts is not None:
+            # Before the first reading: settle sends a killed process left mid-way and plan
+            # every open alarm, so an overdue call goes out now, not at the next event.
+            self.alerts.start()
+        if self.ack_server is not None and self.settings.ack_listen:
+            host, _, port = self.settings.ack_listen.rpartition(":")
+            await self.ack_server.start(host or "127.0.0.1", int(port))
         log.info("connecting to %s as %s", self.endpoint.url, self.settings.client_id)
         connection.start()
         consumer = asyncio.create_task(self._consume(handoff, connection))
         ticker = asyncio.create_task(self._tick())
+        escalator = asyncio.create_task(self._escalate(self.alerts)) if self.alerts else None
         try:
             await stop.wait()
         finally:
             ticker.cancel()
+            if escalator is not None:
+                escalator.cancel()
             handoff.close()
             await consumer
             self.counters.backpressure = handoff.backpressure
             await asyncio.to_thread(connection.stop)
+            if self.ack_server is not None:
+                await self.ack_server.stop()
         return self.counters
+
+    async def _escalate(self, alerts: AlertService) -> None:
+        """Send due escalation steps, every ``escalate_s``; sends run in worker threads."""
+        while True:
+            try:
+                await alerts.pump_async()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A store or channel defect must not end escalation for every other alarm.
+                log.exception("internal error while sending escalation steps")
+            await asyncio.sleep(self.settings.escalate_s)
 
     async def _tick(self) -> None:
         """Clock ticks for offline detection, independent of whether readings arrive."""
