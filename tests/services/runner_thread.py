@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerting.sinks import AlarmSink
+from earlywarn.alert_wiring import AlertingRuntime
 from earlywarn.clock import Clock
 from earlywarn.counters import Counters
 from earlywarn.registry import Registry
@@ -29,8 +30,11 @@ class RunnerThread:
         settings: RunSettings,
         clock: Clock | None = None,
         sinks: Sequence[AlarmSink] = (),
+        alerting: Callable[[], AlertingRuntime] | None = None,
     ) -> None:
         self.runner = EmbeddedRunner(registry, settings, clock, sinks)
+        self._alerting_factory = alerting
+        self.alerting: AlertingRuntime | None = None
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="earlywarn-runner", daemon=True)
@@ -42,7 +46,17 @@ class RunnerThread:
 
         async def serve() -> None:
             self._stop = asyncio.Event()
-            self.result = await self.runner.run(self._stop)
+            if self._alerting_factory is not None:
+                # The store belongs to the thread that opens it: this one, the runner's.
+                self.alerting = self._alerting_factory()
+                self.runner.alerts = self.alerting.service
+                self.runner.ack_server = self.alerting.ack_server
+                self.runner.pipeline.sinks.append(self.alerting.service)
+            try:
+                self.result = await self.runner.run(self._stop)
+            finally:
+                if self.alerting is not None:
+                    self.alerting.close()
 
         try:
             self._loop.run_until_complete(serve())

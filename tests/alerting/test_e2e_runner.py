@@ -1,0 +1,87 @@
+"""End to end with escalation: a reading published to a real Mosquitto becomes an alarm,
+the alarm becomes SMS and calls to a real HTTP gateway (a local recorder), and the link in
+the SMS, posted to the runner's real acknowledgement server, stops it.
+
+The clock is the system's: this test checks the wiring of ``run`` (sink, pump task, server,
+store in the runner's thread), not timing, which the alerting tests drive on a ManualClock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from alerting.store import AlertStore
+from earlywarn.alert_wiring import AlertingRuntime, open_alerting
+from earlywarn.clock import SystemClock
+from earlywarn.embedded_broker import free_port
+from earlywarn.registry import Registry
+from earlywarn.settings import RunSettings
+from tests.alerting.night import channels_to, sent
+from tests.conftest import MqttProbe
+from tests.services.http_recorder import HttpRecorder
+from tests.services.mosquitto import Mosquitto
+from tests.services.runner_thread import RunnerThread
+
+pytestmark = pytest.mark.integration
+
+TANK_GAS = "ew/v1/huaxin-chem/tank-farm-1/GD-03/up"
+OPS_PHONE = "+8613800020003"
+
+
+def test_published_reading_calls_the_chain_and_the_link_stops_it(
+    mosquitto: Mosquitto,
+    registry: Registry,
+    http_recorder: HttpRecorder,
+    probe_factory: Callable[..., MqttProbe],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    settings = RunSettings(
+        mqtt_url=mosquitto.url,
+        client_id="earlywarn-e2e-alerting",
+        ack_listen=f"127.0.0.1:{port}",
+        link_secret="e2e-link-secret-0123456789abcdef",
+        escalate_s=0.05,
+    )
+    clock = SystemClock()
+
+    def alerting() -> AlertingRuntime:
+        return open_alerting(
+            registry, settings, clock, tmp_path / "alerts.db", channels_to(http_recorder)
+        )
+
+    runner = RunnerThread(registry, settings, clock, alerting=alerting).start()
+    try:
+        device = probe_factory("device")
+        device.publish(TANK_GAS, json.dumps({"ts": time.time_ns() // 1_000_000, "v": 63.0}))
+        runner.wait_for(lambda: len(sent(http_recorder, "/voice")) == 5, 15, "five calls")
+        sms = next(
+            r for r in http_recorder.requests if r.path == "/sms" and r.json()["to"] == OPS_PHONE
+        )
+        body = sms.json()["body"]
+        assert "回复" in body
+        link = re.search(r"http://127\.0\.0\.1:\d+/a/\S+", body)
+        assert link is not None, body
+        page = requests.get(link.group(0), timeout=5)
+        assert page.status_code == 200 and "确认收到" in page.text
+        done = requests.post(link.group(0), data={"comment": "现场确认为误报"}, timeout=5)
+        assert done.status_code == 200 and "已确认" in done.text
+        runner.wait_for(
+            lambda: len([r for r in http_recorder.requests if r.path in ("/sms", "/im")]) >= 9,
+            10,
+            "the acknowledged-by notices to the four others",
+        )
+    finally:
+        runner.stop()
+    with AlertStore(tmp_path / "alerts.db") as store:
+        (record,) = store.list_alarms()
+        assert record.state.value == "active-acked"
+        assert record.acked_by == "hx-ops-zhou"
+        assert store.verify_audit() == []
