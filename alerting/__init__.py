@@ -1,6 +1,8 @@
 """Alerting: what happens to an alarm event once a rule has raised it.
 
-This first cut prints and logs every event, keeps the set of active alarms per sensor and
-encodes the retained alarm state that sirens and PLCs subscribe to. Routing, escalation and
-acknowledgement build on it. Imports nothing of earlywarn but its model.
+Every event is printed (console sink), kept as the sensor's retained alarm state for sirens
+and PLCs, and handed to the alert service (:mod:`alerting.service`): recorded in the durable
+store with its ISA-18.2 lifecycle and audit log, routed along the responsibility chain, and
+escalated by message, SMS and phone call until someone acknowledges. Imports nothing of
+earlywarn but its model.
 """
