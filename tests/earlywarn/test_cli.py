@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from earlywarn.cli import main
 from tests.conftest import EXAMPLE_REGISTRY, MqttProbe
 from tests.services.mosquitto import Mosquitto
 
@@ -65,6 +66,7 @@ def test_check_registry_lists_every_problem_as_file_line_message(tmp_path: Path)
     for line in lines[:-1]:
         file, number, message = line.split(":", 2)
         assert Path(file).exists() and int(number) > 0 and message.strip()
+    assert "routing.yaml will be checked once the registry loads" in result.stdout
 
 
 def test_check_registry_on_a_missing_directory(tmp_path: Path) -> None:
@@ -165,3 +167,106 @@ def test_demo_forever_stops_on_ctrl_c_with_a_summary() -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "summary" in out and "demo stopped by Ctrl-C" in out
+
+
+# --- check-registry: the alerting files and channels.yaml ------------------------------------
+
+
+def copy_example(tmp_path: Path) -> Path:
+    for f in EXAMPLE_REGISTRY.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    return tmp_path
+
+
+def check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["check-registry", str(path)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_check_registry_summarises_routes_policies_and_channels(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = check(EXAMPLE_REGISTRY, capsys)
+    assert code == 0, err
+    assert (
+        "routing.yaml      3 top-level route(s): flood-to-county, shop-owner (+5 inside), chain"
+        in out
+    )
+    assert "a drill route; flood control above 5 alarms per site within 2min" in out
+    assert "escalation.yaml   none: the built-in policies" in out
+    assert "built-in policies: blue, yellow, orange, red" in out
+    assert "channels.yaml     none: the console channel only" in out
+
+
+def test_check_registry_reads_channels_without_their_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = copy_example(tmp_path)
+    (registry / "channels.yaml").write_text(CHANNELS, encoding="utf-8")
+    (registry / "escalation.yaml").write_text(
+        "policies:\n  tunnel-red:\n    steps:\n      - {channels: [voice], repeat: 2min}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("EARLYWARN_SMS_KEY", raising=False)
+    monkeypatch.delenv("EARLYWARN_SMTP_PASSWORD", raising=False)
+    code, out, err = check(registry, capsys)
+    assert code == 0, err
+    assert "channels.yaml     2 channel(s)" in out
+    assert "uses ${EARLYWARN_SMS_KEY}" in out and "uses ${EARLYWARN_SMTP_PASSWORD}" in out
+    assert (
+        "environment variables needed at run time (not checked here): "
+        "EARLYWARN_SMS_KEY, EARLYWARN_SMTP_PASSWORD"
+    ) in out
+    assert "escalation.yaml   1 policy: tunnel-red (1 step)" in out
+    assert "contacts name channels channels.yaml does not define: dingtalk, voice" in out
+
+
+CHANNELS = """\
+channels:
+  sms:
+    type: http
+    url: https://sms.example.cn/api/send
+    headers: {X-Api-Key: "${EARLYWARN_SMS_KEY}"}
+    body: '{"phone": "{address}", "text": "{subject}"}'
+  email:
+    type: smtp
+    host: smtp.example.cn
+    from: "安县应急预警 <alarm@example.cn>"
+    username: alarm@example.cn
+    password: ${EARLYWARN_SMTP_PASSWORD}
+"""
+
+
+def test_check_registry_reports_routing_and_channels_problems_as_file_line(
+    tmp_path: Path,
+) -> None:
+    registry = copy_example(tmp_path)
+    routing = registry / "routing.yaml"
+    text = routing.read_text(encoding="utf-8")
+    typo = (
+        "  - name: typo\n"
+        "    match: {enterprise: huaxin-chem}\n"
+        "    notify: [hx-ops-zhuo]\n"
+        "    channels: [pager]\n"
+        "  - name: chain\n"
+    )
+    routing.write_text(text.replace("  - name: chain\n", typo, 1), encoding="utf-8")
+    typo_line = (
+        routing.read_text(encoding="utf-8").splitlines().index("    notify: [hx-ops-zhuo]") + 1
+    )
+    channels = registry / "channels.yaml"
+    channels.write_text(CHANNELS + "  voice:\n    type: telepathy\n", encoding="utf-8")
+    result = earlywarn("check-registry", str(registry))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert any(
+        line.startswith(f"{routing}:{typo_line}:") and "hx-ops-zhuo" in line for line in lines
+    ), lines
+    assert any(line.startswith(f"{routing}:") and "'pager'" in line for line in lines), lines
+    assert f"{channels}:14: channel 'voice': unknown type 'telepathy'" in result.stderr
+    assert lines[-1] == f"registry {registry}: {len(lines) - 1} problems"
+    for line in lines[:-1]:
+        file, number, message = line.split(":", 2)
+        assert Path(file).exists() and int(number) > 0 and message.strip()
+    assert "OK" not in result.stdout
