@@ -42,9 +42,12 @@ SYSTEM = "earlywarn"
 
 _INSERT_RECORD = (
     f"INSERT INTO alarms ({', '.join(RECORD_COLUMNS)}, event, created_ms, updated_ms) "  # noqa: S608 - column names are constants
-    f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 3))}) "
-    "ON CONFLICT (alarm_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*RECORD_COLUMNS[1:], "event", "updated_ms"))
+    f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 3))})"
+)
+_UPDATE_WITH_EVENT = (
+    "UPDATE alarms SET "  # noqa: S608 - column names are constants
+    + ", ".join(f"{c} = ?" for c in RECORD_COLUMNS[1:])
+    + ", event = ?, updated_ms = ? WHERE alarm_id = ?"
 )
 _UPDATE_RECORD = (
     "UPDATE alarms SET "  # noqa: S608 - column names are constants
@@ -150,7 +153,13 @@ class StoreBase:
             self._conn.execute(_UPDATE_RECORD, (*values[1:], now_ms, record.alarm_id))
         else:
             text = json.dumps(event_to_dict(event), ensure_ascii=False, allow_nan=False)
-            self._conn.execute(_INSERT_RECORD, (*values, text, now_ms, now_ms))
+            # Update first, insert only a new occurrence: an upsert would draw a number from
+            # the AUTOINCREMENT sequence on every event, and refs are short SMS reply codes.
+            updated = self._conn.execute(
+                _UPDATE_WITH_EVENT, (*values[1:], text, now_ms, record.alarm_id)
+            ).rowcount
+            if not updated:
+                self._conn.execute(_INSERT_RECORD, (*values, text, now_ms, now_ms))
         if record.ref is not None:
             return record
         row = self._conn.execute(

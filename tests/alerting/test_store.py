@@ -126,6 +126,26 @@ def test_the_same_event_twice_is_written_once(store: AlertStore) -> None:
     assert len(store.transitions_of(e.alarm_id)) == 1
 
 
+def test_refs_are_consecutive_however_many_events_an_alarm_has(store: AlertStore) -> None:
+    # Refs are SMS reply codes: they must stay short, so level changes must not use numbers.
+    refs = []
+    for i in range(3):
+        first = raise_(Level.ORANGE, ts=T0 + i * 1000, sensor=f"{SENSOR}-{i}")
+        applied = store.apply_event(first, T0)
+        assert applied is not None
+        up = replace(
+            first,
+            change=Change.LEVEL_CHANGED,
+            level=Level.RED,
+            previous=Level.ORANGE,
+            ts_ms=first.ts_ms + 1,
+        )
+        assert store.apply_event(up, T0) is not None
+        refs.append(applied.record.ref)
+    assert refs == [1, 2, 3]
+    assert [r.ref for r in store.list_alarms(limit=10)] == [3, 2, 1]
+
+
 def test_a_late_event_of_an_occurrence_never_stored_is_ignored(store: AlertStore) -> None:
     store.apply_event(raise_(ts=T0 + H), T0 + H)
     assert store.apply_event(raise_(ts=T0), T0 + H + 1) is None
