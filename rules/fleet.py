@@ -26,7 +26,7 @@ from rules.base import Rule
 from rules.events import RuleEvent, with_flapping
 from rules.lanes.accumulation import AccumulationLane
 from rules.lanes.base import Batch, Lane, Replays
-from rules.lanes.columns import Bools, Floats, Ints
+from rules.lanes.columns import Bools, Floats, Ints, Spare
 from rules.lanes.offline import OfflineLane
 from rules.lanes.out_of_range import OutOfRangeLane
 from rules.lanes.spike import SpikeLane
@@ -57,28 +57,51 @@ def default_lanes() -> list[Lane]:
 
 @dataclass(slots=True)
 class _Map:
-    """For one lane: which slots each sensor has (CSR) and whose they are."""
+    """For one lane: which slots each sensor has (CSR) and whose they are.
+
+    :meth:`FleetEngine.add` appends to the lists; :meth:`ready` turns what was appended since
+    into the arrays' new rows (grown into spare room), so that adding sensors between batches
+    costs what they add, not the whole fleet again.
+    """
 
     slot_sensor: list[int] = field(default_factory=list)
     slot_position: list[int] = field(default_factory=list)
-    per_sensor: list[list[int]] = field(default_factory=list)
+    slots: list[int] = field(default_factory=list)
+    """The lane's slots, sensor after sensor (the CSR's ``flat``)."""
+    sensor_start: list[int] = field(default_factory=list)
+    """Per sensor, where its slots start in :attr:`slots`."""
     counts: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     offsets: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     flat: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     sensor_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     position_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
-    dirty: bool = True
-    single: bool = False
-    """No sensor has more than one slot in the lane."""
+    most: int = 0
+    """The most slots any sensor has here."""
+    spare: Spare = field(default_factory=Spare)
 
-    def build(self) -> None:
-        self.counts = np.array([len(s) for s in self.per_sensor], dtype=np.int64)
-        self.offsets = np.concatenate(([0], np.cumsum(self.counts)))[:-1].astype(np.int64)
-        self.flat = np.array([x for s in self.per_sensor for x in s], dtype=np.int64)
-        self.sensor_of = np.array(self.slot_sensor, dtype=np.int64)
-        self.position_of = np.array(self.slot_position, dtype=np.int64)
-        self.single = bool(len(self.counts)) and int(self.counts.max()) <= 1
-        self.dirty = False
+    @property
+    def single(self) -> bool:
+        """No sensor has more than one slot in the lane (and there is a sensor)."""
+        return len(self.counts) > 0 and self.most <= 1
+
+    def ready(self) -> None:
+        """Bring the arrays up to date with the lists."""
+        done, sensors = len(self.counts), len(self.sensor_start)
+        if done == sensors:
+            return
+        starts = self.sensor_start[done:]
+        counts = np.diff(np.array([*starts, len(self.slots)], dtype=np.int64))
+        self.most = max(self.most, int(counts.max()))
+        placed, total = len(self.flat), len(self.slots)
+        taken, owned = len(self.sensor_of), len(self.slot_sensor)
+        self.spare.grow(self, ("counts", "offsets"), sensors)
+        self.spare.grow(self, ("flat",), total)
+        self.spare.grow(self, ("sensor_of", "position_of"), owned)
+        self.counts[done:] = counts
+        self.offsets[done:] = starts
+        self.flat[placed:] = self.slots[placed:]
+        self.sensor_of[taken:] = self.slot_sensor[taken:]
+        self.position_of[taken:] = self.slot_position[taken:]
 
 
 @dataclass(slots=True)
@@ -117,8 +140,7 @@ class FleetEngine:
         state = state or {}
         placed: list[tuple[int, int]] = []
         for m in self._maps:
-            m.per_sensor.append([])
-            m.dirty = True
+            m.sensor_start.append(len(m.slots))
         self._objects.per_sensor.append([])
         for position, rule in enumerate(rules):
             current = state.get(rule.rule_id)
@@ -135,7 +157,7 @@ class FleetEngine:
                 m = self._maps[index]
                 m.slot_sensor.append(sensor)
                 m.slot_position.append(position)
-                m.per_sensor[sensor].append(slot)
+                m.slots.append(slot)
                 return index, slot
         objects = self._objects
         objects.rules.append(rule)
@@ -285,8 +307,7 @@ class FleetEngine:
         """The readings of lane ``index``'s sensors, one observation per (reading, slot);
         ``None`` when the lane has none of them."""
         m = self._maps[index]
-        if m.dirty:
-            m.build()
+        m.ready()
         n = len(sensor)
         counts = m.counts[sensor]
         times = (
@@ -382,8 +403,7 @@ class FleetEngine:
             m = self._maps[index]
             if lane.kind not in self.clock_kinds or not m.slot_sensor or index in skip:
                 continue
-            if m.dirty:
-                m.build()
+            m.ready()
             mask = None if sensors is None else sensors[m.sensor_of]
             for slot, event in lane.tick(now_ms, mask):
                 tagged.append((int(m.sensor_of[slot]), int(m.position_of[slot]), event))

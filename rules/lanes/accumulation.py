@@ -53,6 +53,7 @@ from rules.lanes.columns import (
     Ints,
     LatchColumns,
     Segments,
+    Spare,
     hysteresis_count,
     newer,
 )
@@ -281,10 +282,16 @@ class AccumulationLane:
 
     kind = "accumulation"
 
+    _COLUMNS = (
+        "amounts", "last_value", "bucket_ms", "horizon", "cumulative", "counter_max",
+        "counter_top", "windows", "sets", "clears", "levels", "by_count",
+    )  # fmt: skip
+
     def __init__(self) -> None:
         self.rules: list[AccumulationRule] = []
         self.specs: list[_Spec] = []
         self.latch = LatchColumns()
+        self._spare = Spare()
         self.objects: dict[int, AccumulationState] = {}
         """Slots whose sums outgrew the columns for now (see the module text)."""
         self.width = 1
@@ -508,16 +515,23 @@ class AccumulationLane:
         self.last_value[slot] = np.nan if state.last_value is None else state.last_value
 
     def _build(self) -> None:
-        """Stack the tables of the slots added since the last build (adding one slot at a time
-        to 2D arrays would copy them all each time)."""
-        if self._built == len(self.specs):
+        """Lay out the tables of the slots added since the last build (laying out one slot at
+        a time would cost a call per column each time), in rows of spare room
+        (:class:`~rules.lanes.columns.Spare`): adding slots between evaluations copies no
+        table, except to widen it for a rule with a longer horizon or more windows."""
+        start, stop = self._built, len(self.specs)
+        if start == stop:
             return
-        new = self.specs[self._built :]
+        new = self.specs[start:]
         width = max(self.width, *(sp.horizon for sp in new))
         if width > self.width:
             self.amounts = _widen(self.amounts, width, 0, left=True)
             self.width = width
         d = max(self.windows.shape[1], *(len(sp.windows) for sp in new))
+        self.windows = _widen(self.windows, d, 1)
+        self.sets = _widen(self.sets, d, NEVER)
+        self.clears = _widen(self.clears, d, NEVER)
+        self._spare.grow(self, self._COLUMNS, stop)
         windows = np.ones((len(new), d), np.int64)
         sets = np.full((len(new), WIDTH, d), NEVER, np.int64)
         clears = np.full((len(new), WIDTH, d), NEVER, np.int64)
@@ -527,22 +541,21 @@ class AccumulationLane:
             sets[s, : len(sp.levels), : len(sp.windows)] = sp.sets
             clears[s, : len(sp.levels), : len(sp.windows)] = sp.clears
             levels[s, : len(sp.levels)] = sp.levels
-        self.windows = np.vstack((_widen(self.windows, d, 1), windows))
-        self.sets = np.vstack((_widen(self.sets, d, NEVER), sets))
-        self.clears = np.vstack((_widen(self.clears, d, NEVER), clears))
-        self.levels = np.vstack((self.levels, levels))
-        self.by_count = np.hstack((np.zeros((len(self.levels), 1), np.int64), self.levels))
-        self.bucket_ms = np.append(self.bucket_ms, [sp.bucket_ms for sp in new])
-        self.horizon = np.append(self.horizon, [sp.horizon for sp in new])
-        self.cumulative = np.append(self.cumulative, [sp.cumulative for sp in new])
-        self.counter_max = np.append(self.counter_max, [sp.counter_max for sp in new])
-        self.counter_top = np.append(self.counter_top, [sp.counter_top for sp in new])
-        self.amounts = np.vstack((self.amounts, np.zeros((len(new), width), np.int64)))
-        self.last_value = np.append(self.last_value, np.full(len(new), np.nan))
+        self.windows[start:] = windows
+        self.sets[start:] = sets
+        self.clears[start:] = clears
+        self.levels[start:] = levels
+        self.by_count[start:, 0] = 0
+        self.by_count[start:, 1:] = levels
+        self.bucket_ms[start:] = [sp.bucket_ms for sp in new]
+        self.horizon[start:] = [sp.horizon for sp in new]
+        self.cumulative[start:] = [sp.cumulative for sp in new]
+        self.counter_max[start:] = [sp.counter_max for sp in new]
+        self.counter_top[start:] = [sp.counter_top for sp in new]
         for i, state in enumerate(self._waiting):
-            self._put(self._built + i, state)
+            self._put(start + i, state)
         self._waiting = []
-        self._built = len(self.specs)
+        self._built = stop
 
 
 def _any_at_or_above(sums: Ints, limits: Ints, counts: Ints) -> Bools:

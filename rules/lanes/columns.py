@@ -14,7 +14,9 @@ Integer columns hold ``None`` as :data:`NONE` (the smallest int64).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,41 @@ NONE = int(np.iinfo(np.int64).min)
 """``None`` in an int64 column."""
 
 _CHANGES = (Change.RAISED, Change.LEVEL_CHANGED, Change.CLEARED)
+
+
+class Spare:
+    """Room for per-slot columns to grow a slot at a time without being copied each time.
+
+    :meth:`grow` makes named attributes of an owner (arrays with a row per slot) longer: each
+    becomes the first rows of a buffer with spare rows, doubled when full, so adding ``n``
+    slots one by one copies O(n) rows in all, and the attribute stays an ordinary array of
+    exactly one row per slot (a view). An attribute that is not the view :meth:`grow` last
+    gave it (assigned anew, widened) is copied into a fresh buffer at its next growth.
+    """
+
+    __slots__ = ("_buffers",)
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Any] = {}
+
+    def grow(self, owner: object, names: Iterable[str], rows: int) -> None:
+        """Make each of ``owner``'s attributes ``names`` ``rows`` rows long (``rows`` at least
+        their length); the new rows are zeros, for the caller to set."""
+        buffers = self._buffers
+        for name in names:
+            array = getattr(owner, name)
+            buffer = buffers.get(name)
+            if (
+                buffer is None
+                or array.base is not buffer
+                or len(buffer) < rows
+                or buffer.shape[1:] != array.shape[1:]
+            ):
+                old = len(array)
+                buffer = np.zeros((max(rows, 2 * old, 16), *array.shape[1:]), array.dtype)
+                buffer[:old] = array
+                buffers[name] = buffer
+            setattr(owner, name, buffer[:rows])
 
 
 def opt(value: int) -> int | None:
@@ -229,7 +266,13 @@ class LatchColumns:
     without delays, whose latches never have either). The flapping parameters are per slot.
     """
 
+    _COLUMNS = (
+        "level", "start_ms", "last_ts_ms", "history", "evaluations", "flapping", "window",
+        "enter", "leave",
+    )  # fmt: skip
+
     def __init__(self) -> None:
+        self._spare = Spare()
         self.level = np.zeros(0, np.int64)
         self.start_ms = np.zeros(0, np.int64)
         self.last_ts_ms = np.zeros(0, np.int64)
@@ -244,17 +287,19 @@ class LatchColumns:
         return len(self.level)
 
     def grow(self, delays: Delays) -> int:
-        """Add a slot with an initial latch; return its number."""
+        """Add a slot with an initial latch; return its number. Amortised O(1): the columns
+        grow into spare rows (:class:`Spare`)."""
         slot = len(self.level)
-        self.level = np.append(self.level, 0)
-        self.start_ms = np.append(self.start_ms, NONE)
-        self.last_ts_ms = np.append(self.last_ts_ms, NONE)
-        self.history = np.append(self.history, np.uint64(0))
-        self.evaluations = np.append(self.evaluations, 0)
-        self.flapping = np.append(self.flapping, False)
-        self.window = np.append(self.window, delays.flap_window)
-        self.enter = np.append(self.enter, delays.flap_enter)
-        self.leave = np.append(self.leave, delays.flap_leave)
+        self._spare.grow(self, self._COLUMNS, slot + 1)
+        self.level[slot] = 0
+        self.start_ms[slot] = NONE
+        self.last_ts_ms[slot] = NONE
+        self.history[slot] = 0
+        self.evaluations[slot] = 0
+        self.flapping[slot] = False
+        self.window[slot] = delays.flap_window
+        self.enter[slot] = delays.flap_enter
+        self.leave[slot] = delays.flap_leave
         return slot
 
     @staticmethod

@@ -38,6 +38,7 @@ from rules.lanes.columns import (
     LatchColumns,
     Moves,
     Segments,
+    Spare,
     col,
     fill_values,
     newer,
@@ -81,9 +82,12 @@ class OfflineLane:
     form (one row each) while they are at most this many rows per tick; beyond that, it
     takes them tick by tick, which costs per tick rather than per row."""
 
+    _COLUMNS = ("watch_since_ms", "last_tick_ms", "limit_ms", "alarm")
+
     def __init__(self) -> None:
         self.rules: list[OfflineRule] = []
         self.latch = LatchColumns()
+        self._spare = Spare()
         self.watch_since_ms = np.zeros(0, np.int64)
         self.last_tick_ms = np.zeros(0, np.int64)
         self.limit_ms = np.zeros(0, np.int64)
@@ -108,10 +112,11 @@ class OfflineLane:
         slot = self.latch.grow(rule.delays)
         self.latch.put(slot, state.latch)
         self.rules.append(rule)
-        self.watch_since_ms = np.append(self.watch_since_ms, col(state.watch_since_ms))
-        self.last_tick_ms = np.append(self.last_tick_ms, col(state.last_tick_ms))
-        self.limit_ms = np.append(self.limit_ms, rule.limit_ms)
-        self.alarm = np.append(self.alarm, int(rule.level))
+        self._spare.grow(self, self._COLUMNS, slot + 1)
+        self.watch_since_ms[slot] = col(state.watch_since_ms)
+        self.last_tick_ms[slot] = col(state.last_tick_ms)
+        self.limit_ms[slot] = rule.limit_ms
+        self.alarm[slot] = int(rule.level)
         return slot
 
     def get(self, slot: int) -> OfflineState:

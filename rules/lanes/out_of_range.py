@@ -19,7 +19,7 @@ import numpy as np
 from rules.base import Rule
 from rules.events import with_flapping
 from rules.lanes.base import Batch, Emitted
-from rules.lanes.columns import Bools, Floats, Ints, LatchColumns, Segments, newer
+from rules.lanes.columns import Bools, Floats, Ints, LatchColumns, Segments, Spare, newer
 from rules.latch import LatchState, Transition
 from rules.out_of_range import OutOfRangeRule, _event
 
@@ -30,7 +30,8 @@ def undelayed(rule: OutOfRangeRule) -> bool:
 
 
 def _widen(table: Floats | Ints, width: int, pad: float | int) -> Any:
-    """``table`` with at least ``width`` columns, new ones filled with ``pad``."""
+    """``table`` with at least ``width`` columns, new ones filled with ``pad`` (a new array,
+    which the next :meth:`~rules.lanes.columns.Spare.grow` moves into a new buffer)."""
     if table.shape[1] >= width:
         return table
     extra = np.full((table.shape[0], width - table.shape[1]), pad, dtype=table.dtype)
@@ -42,9 +43,12 @@ class OutOfRangeLane:
 
     kind = "out_of_range"
 
+    _COLUMNS = ("low", "high", "levels", "values", "codes", "ncodes")
+
     def __init__(self) -> None:
         self.rules: list[OutOfRangeRule] = []
         self.latch = LatchColumns()
+        self._spare = Spare()
         self.low = np.zeros(0, np.float64)
         self.high = np.zeros(0, np.float64)
         self.levels = np.zeros(0, np.int64)
@@ -79,18 +83,20 @@ class OutOfRangeLane:
         slot = self.latch.grow(rule.delays)
         self.latch.put(slot, state)
         self.rules.append(rule)
-        self.low = np.append(self.low, rule.low)
-        self.high = np.append(self.high, rule.high)
-        self.levels = np.append(self.levels, int(rule.level))
-        values = _widen(self.values, len(rule.fault_values), np.nan)
-        row = np.full(values.shape[1], np.nan)
-        row[: len(rule.fault_values)] = rule.fault_values
-        self.values = np.vstack((values, row))
-        codes = _widen(self.codes, len(rule.fault_qualities), 0)
-        line = np.zeros(codes.shape[1], np.int64)
-        line[: len(rule.fault_qualities)] = rule.fault_qualities
-        self.codes = np.vstack((codes, line))
-        self.ncodes = np.append(self.ncodes, len(rule.fault_qualities))
+        values, codes = rule.fault_values, rule.fault_qualities
+        # Widening copies every row, but only when a rule lists more values or codes than
+        # any before it.
+        self.values = _widen(self.values, len(values), np.nan)
+        self.codes = _widen(self.codes, len(codes), 0)
+        self._spare.grow(self, self._COLUMNS, slot + 1)
+        self.low[slot] = rule.low
+        self.high[slot] = rule.high
+        self.levels[slot] = int(rule.level)
+        self.values[slot] = np.nan
+        self.values[slot, : len(values)] = values
+        self.codes[slot] = 0
+        self.codes[slot, : len(codes)] = codes
+        self.ncodes[slot] = len(codes)
         return slot
 
     def get(self, slot: int) -> LatchState:

@@ -15,7 +15,16 @@ import numpy as np
 from rules.base import Rule
 from rules.events import with_flapping
 from rules.lanes.base import Batch, Emitted
-from rules.lanes.columns import Bools, Floats, Ints, LatchColumns, Segments, forward_fill, newer
+from rules.lanes.columns import (
+    Bools,
+    Floats,
+    Ints,
+    LatchColumns,
+    Segments,
+    Spare,
+    forward_fill,
+    newer,
+)
 from rules.latch import LatchState, Transition
 from rules.threshold import Direction, ThresholdRule
 
@@ -40,9 +49,12 @@ class ThresholdLane:
 
     kind = "threshold"
 
+    _COLUMNS = ("sign", "set", "clear", "levels", "by_count", "width")
+
     def __init__(self) -> None:
         self.rules: list[ThresholdRule] = []
         self.latch = LatchColumns()
+        self._spare = Spare()
         self.sign = np.zeros(0, np.float64)
         self.set = np.zeros((0, WIDTH), np.float64)
         self.clear = np.zeros((0, WIDTH), np.float64)
@@ -69,17 +81,16 @@ class ThresholdLane:
         self.latch.put(slot, state)
         self.rules.append(rule)
         sign = 1.0 if rule.direction is Direction.HIGH else -1.0
-        sets = np.full(WIDTH, np.inf)
-        clears = np.full(WIDTH, np.inf)
-        levels = np.zeros(WIDTH, np.int64)
+        sets, clears, levels = [np.inf] * WIDTH, [np.inf] * WIDTH, [0] * WIDTH
         for j, sp in enumerate(rule.setpoints):
             sets[j], clears[j], levels[j] = sign * sp.set, sign * sp.clear, int(sp.level)
-        self.sign = np.append(self.sign, sign)
-        self.set = np.vstack((self.set, sets))
-        self.clear = np.vstack((self.clear, clears))
-        self.levels = np.vstack((self.levels, levels))
-        self.by_count = np.vstack((self.by_count, np.concatenate(([0], levels))))
-        self.width = np.append(self.width, len(rule.setpoints))
+        self._spare.grow(self, self._COLUMNS, slot + 1)
+        self.sign[slot] = sign
+        self.set[slot] = sets
+        self.clear[slot] = clears
+        self.levels[slot] = levels
+        self.by_count[slot] = [0, *levels]
+        self.width[slot] = len(rule.setpoints)
         return slot
 
     def get(self, slot: int) -> LatchState:

@@ -2,12 +2,16 @@
 
 Sensors with mixed rules (some in lanes, some in the object lane: delayed thresholds, stuck,
 offline with an off-delay) receive random batches of readings — late, duplicate, NaN — and
-ticks; events, their order and every state must equal :mod:`rules.engine`'s.
+ticks; events, their order and every state must equal :mod:`rules.engine`'s. Sensors also join
+between batches (as the runner adds them), with rules wider than any before them (more levels,
+fault values and codes, windows, set-points), so the lanes' columns grow and widen while they
+hold state.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +26,7 @@ from rules.fleet import FleetEngine
 from rules.levels import Level
 from rules.offline import OfflineRule
 from rules.out_of_range import OutOfRangeRule
+from rules.projection import ProjectionRule
 from rules.rate import RateRule
 from rules.spike import SpikeRule
 from rules.stuck import StuckRule
@@ -246,3 +251,247 @@ def test_replay_ticks_a_sensor_that_sent_nothing() -> None:
     assert [(s, e.kind, e.change.value, e.ts_ms) for s, e in got] == [
         (watched, "offline", "raised", T0 + 2000)
     ]
+
+
+@st.composite
+def widening_rules(draw: st.DrawFn) -> tuple[Rule, ...]:
+    """A sensor of every lane's kind, each rule of a drawn width: threshold levels, fault
+    values and codes, accumulation windows (and so horizon), spike window, rate set-points.
+    A second threshold rule gives a sensor two slots in a lane."""
+    rules: list[Rule] = [draw(threshold_rules("a"))]
+    if draw(st.booleans()):
+        rules.append(draw(threshold_rules("b")))
+    if draw(st.booleans()):
+        rules.append(
+            OfflineRule("off", interval_ms=1000, factor=draw(st.sampled_from([2.0, 3.0, 5.0])))
+        )
+    if draw(st.booleans()):
+        values = draw(st.lists(st.integers(-10, 10).map(float), unique=True, max_size=3))
+        codes = draw(st.lists(st.sampled_from([3, 7, 9]), unique=True, max_size=3))
+        rules.append(
+            OutOfRangeRule(
+                "range", low=-8, high=8, fault_values=tuple(values), fault_qualities=tuple(codes)
+            )
+        )
+    if draw(st.booleans()):
+        points = draw(st.integers(3, 12))
+        rules.append(
+            SpikeRule(
+                "spike", window_points=points, k=draw(st.sampled_from([2.0, 3.0])),
+                min_points=draw(st.integers(3, points)),
+                consecutive_shift=draw(st.integers(1, 3)),
+            )
+        )  # fmt: skip
+    if draw(st.booleans()):
+        sizes = sorted(draw(st.sets(st.sampled_from([2, 3, 5, 8, 13]), min_size=1, max_size=3)))
+        blue = tuple(WindowSetpoint(n * 1000, 4 + n, 2 + n) for n in sizes)
+        levels = [LevelWindows(Level.BLUE, "blue", blue)]
+        if draw(st.booleans()):
+            red = tuple(WindowSetpoint(w.window_ms, w.set + 3, w.clear + 2) for w in blue)
+            levels.append(LevelWindows(Level.RED, "red", red))
+        rules.append(AccumulationRule("rain", Mode.INTERVAL, tuple(levels), bucket_ms=1000))
+    if draw(st.booleans()):
+        points = [Setpoint(Level.YELLOW, 3600, 1800), Setpoint(Level.RED, 7200, 3600)]
+        rules.append(
+            RateRule(
+                "rate", Direction.HIGH, tuple(points[: draw(st.integers(1, 2))]),
+                window_ms=draw(st.sampled_from([5_000, 10_000, 30_000])), min_points=3,
+            )
+        )  # fmt: skip
+    if draw(st.booleans()):
+        rules.append(
+            ProjectionRule(
+                "reach", 5.0, "top", Direction.HIGH, (Setpoint(Level.RED, 0.5, 1.0),),
+                window_ms=draw(st.sampled_from([5_000, 20_000])),
+            )
+        )  # fmt: skip
+    return tuple(rules)
+
+
+readings = st.lists(
+    st.tuples(
+        st.integers(0, 63),
+        st.integers(0, 60),
+        st.sampled_from([0, 0, 0, 3, 7]),
+        st.one_of(st.integers(-10, 10).map(float), st.just(math.nan)),
+    ),
+    max_size=40,
+)
+joining = st.tuples(
+    st.lists(widening_rules(), max_size=5),
+    st.lists(st.integers(0, 63), max_size=2),
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("read"), readings),
+            st.tuples(st.just("tick"), st.integers(0, 70)),
+            st.tuples(
+                st.just("replay"),
+                st.tuples(readings, st.lists(st.integers(0, 70), max_size=6, unique=True)),
+            ),
+        ),
+        max_size=3,
+    ),
+)
+
+
+def _step(
+    fleet: FleetEngine,
+    fleet_rules: list[tuple[Rule, ...]],
+    states: list[dict[str, Any]],
+    what: str,
+    data: Any,
+) -> tuple[list[Any], list[Any]]:
+    """A batch (``read``), a tick or a recording with ticks (``replay``) through the fleet
+    engine and the reference (whose ``states`` it moves on): what each gave."""
+    count = len(fleet_rules)
+    expected: list[Any] = []
+
+    def tick(now: int) -> None:
+        for s, rules in enumerate(fleet_rules):
+            states[s], events = engine.tick_sensor(rules, states[s], now)
+            expected.extend((s, e) for e in events)
+
+    if what == "tick":
+        now = T0 + data * 1000
+        tick(now)
+        return fleet.tick(now), expected
+    found, tick_s = (data, []) if what == "read" else data
+    rows = [(s % count, T0 + t * 1000, v, q) for s, t, q, v in found]
+    if what == "replay":
+        rows.sort(key=lambda r: r[1])
+    pending = sorted(T0 + t * 1000 for t in tick_s)
+    ticks = np.array(pending, dtype=np.int64)
+    for position, (s, t, v, q) in enumerate(rows):
+        while pending and pending[0] <= t:
+            tick(pending.pop(0))
+        states[s], events = engine.evaluate_sensor(fleet_rules[s], states[s], t, v, q)
+        expected.extend((position, s, e) if what == "read" else (s, e) for e in events)
+    for now in pending:
+        tick(now)
+    columns = (
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.float64),
+        np.array([r[3] for r in rows], dtype=np.int64),
+    )
+    if what == "read":
+        return fleet.evaluate(*columns), expected
+    return fleet.replay(*columns, ticks), expected
+
+
+def _check(
+    fleet: FleetEngine, fleet_rules: list[tuple[Rule, ...]], states: list[dict[str, Any]]
+) -> None:
+    """Every sensor's states and levels are the reference's."""
+    assert len(fleet) == len(fleet_rules)
+    for s, rules in enumerate(fleet_rules):
+        want = {r.rule_id: states[s].get(r.rule_id, r.initial()) for r in rules}
+        assert fleet.state(s) == want
+        assert fleet.level(s) == max(state.latch.level for state in want.values())
+
+
+@settings(max_examples=60)
+@given(st.lists(joining, min_size=1, max_size=5))
+def test_sensors_joining_between_batches_equal_the_reference(phases: list[Any]) -> None:
+    """Sensors join between batches, ticks and replays, fresh or as copies of a sensor with its
+    state at that point (so columns grow with state in them); events, states and levels stay
+    the reference's."""
+    fleet = FleetEngine()
+    fleet_rules: list[tuple[Rule, ...]] = []
+    states: list[dict[str, Any]] = []
+    for fresh, copies, steps in phases:
+        for rules in fresh:
+            assert fleet.add(rules) == len(fleet_rules)
+            fleet_rules.append(rules)
+            states.append({})
+        for k in copies:
+            if fleet_rules:
+                s = k % len(fleet_rules)
+                assert fleet.add(fleet_rules[s], states[s]) == len(fleet_rules)
+                fleet_rules.append(fleet_rules[s])
+                states.append(dict(states[s]))
+        _check(fleet, fleet_rules, states)
+        if not fleet_rules:
+            continue
+        for what, data in steps:
+            got, expected = _step(fleet, fleet_rules, states, what, data)
+            assert _plain(got) == _plain(expected)
+            _check(fleet, fleet_rules, states)
+
+
+def _wide_sensor(i: int) -> tuple[Rule, ...]:
+    """Sensor ``i`` of :func:`test_sensors_added_one_at_a_time_past_every_growth`: its rules'
+    widths (levels, fault values and codes, spike window, accumulation windows and horizon,
+    rate window and set-points) vary with ``i`` and mostly grow."""
+    levels = list(Level)[: 1 + i % 4]
+    rain = tuple(WindowSetpoint(n * 1000, 6 + n, 3 + n) for n in sorted({2, 3 + i % 4, 5 + i // 4}))
+    rate = (Setpoint(Level.YELLOW, 3600, 1800), Setpoint(Level.RED, 7200, 3600))
+    low = ThresholdRule("b", Direction.LOW, (Setpoint(Level.ORANGE, -6.0, -5.0),))
+    return (
+        ThresholdRule(
+            "a",
+            Direction.HIGH,
+            tuple(Setpoint(lv, 2.0 * j, 2.0 * j - 1) for j, lv in enumerate(levels, start=1)),
+        ),
+        *((low,) if i % 3 else ()),
+        OfflineRule("off", interval_ms=1000, factor=2.0 + i % 3),
+        OutOfRangeRule(
+            "range",
+            low=-8,
+            high=8,
+            fault_values=tuple(float(-v) for v in range(i // 8)),
+            fault_qualities=tuple(range(3, 3 + i // 10)),
+        ),
+        SpikeRule("spike", window_points=4 + i // 4, k=2.0, min_points=3),
+        AccumulationRule(
+            "rain", Mode.INTERVAL, (LevelWindows(Level.BLUE, "blue", rain),), bucket_ms=1000
+        ),
+        RateRule(
+            "rate", Direction.HIGH, rate[: 1 + i % 2], window_ms=10_000 + 1000 * i, min_points=3
+        ),
+    )
+
+
+def test_sensors_added_one_at_a_time_past_every_growth() -> None:
+    """Forty sensors, each added after a batch and a tick of those before it (every fifth a
+    copy of an earlier one with its state): the columns outgrow their spare room several
+    times (at 16 and 32 slots) and widen while holding state; every step is the reference's."""
+    rng = random.Random(7)
+    fleet = FleetEngine()
+    fleet_rules: list[tuple[Rule, ...]] = []
+    states: list[dict[str, Any]] = []
+    t = T0
+    for i in range(40):
+        if i % 5 == 4:
+            source = rng.randrange(len(fleet_rules))
+            rules, state = fleet_rules[source], dict(states[source])
+        else:
+            rules, state = _wide_sensor(i), {}
+        assert fleet.add(rules, state) == i
+        fleet_rules.append(rules)
+        states.append(state)
+        assert set(fleet.placement()) == {"threshold", "offline", "out_of_range", "spike",
+                                          "accumulation", "rate"}  # fmt: skip
+        rows = []
+        for _ in range(rng.randrange(1, 3 * len(fleet_rules))):
+            t += rng.choice([0, 300, 700, 1000])
+            s, value = rng.randrange(len(fleet_rules)), float(rng.randint(-10, 10))
+            rows.append((s, t, value, rng.choice([0, 0, 3])))
+        expected = []
+        for position, (s, ts, v, q) in enumerate(rows):
+            states[s], events = engine.evaluate_sensor(fleet_rules[s], states[s], ts, v, q)
+            expected.extend((position, s, e) for e in events)
+        got = fleet.evaluate(
+            np.array([r[0] for r in rows], dtype=np.int64),
+            np.array([r[1] for r in rows], dtype=np.int64),
+            np.array([r[2] for r in rows], dtype=np.float64),
+            np.array([r[3] for r in rows], dtype=np.int64),
+        )
+        assert _plain(got) == _plain(expected)
+        t += 2500
+        ticked = []
+        for s, rules in enumerate(fleet_rules):
+            states[s], events = engine.tick_sensor(rules, states[s], t)
+            ticked.extend((s, e) for e in events)
+        assert _plain(fleet.tick(t)) == _plain(ticked)
+        _check(fleet, fleet_rules, states)
