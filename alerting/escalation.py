@@ -469,6 +469,10 @@ class Escalator:
                 for pair in contacts_for(person, CHANNELS, allowed)
                 if pair not in chosen and pair[0] != "console"
             ]
+            if "console" in self.channels and ("console", person.id) not in chosen:
+                # The last resort: the console line in the duty room's log, so that an alarm
+                # whose channels all fail is at least in front of the operator.
+                spare.append(("console", person.id))
             for channel, address in chosen:
                 plans.append(
                     StepPlan(

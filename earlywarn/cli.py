@@ -23,6 +23,7 @@ from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
 from earlywarn import __version__, alarms_cli
+from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
     ESCALATION_FILE,
     ROUTING_FILE,
@@ -31,14 +32,20 @@ from earlywarn.alerting_config import (
     load_alerting_config,
 )
 from earlywarn.backtest import run_backtest
-from earlywarn.channels_file import CHANNELS_FILE, ChannelsError, read_channel_settings
+from earlywarn.channels_file import (
+    CHANNELS_FILE,
+    ChannelsError,
+    load_channels,
+    read_channel_settings,
+)
+from earlywarn.clock import SystemClock
 from earlywarn.durations import parse_seconds
 from earlywarn.messages import LANGUAGES
 from earlywarn.model import DEFAULT_TIMEZONE
 from earlywarn.registry import Registry, RegistryError, load_registry
 from earlywarn.runner import EmbeddedRunner
 from earlywarn.settings import RunSettings
-from earlywarn.store_path import DEFAULT_STORE, STORE_ENV
+from earlywarn.store_path import DEFAULT_STORE, STORE_ENV, store_path
 from earlywarn.yamlsource import Problem
 from ingest.mqtt import parse_mqtt_url
 
@@ -256,7 +263,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"earlywarn run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    runner = EmbeddedRunner(registry, settings, sinks=[ConsoleSink(sys.stdout)])
+    try:
+        channels = load_channels(registry.path)
+        alerting = open_alerting(
+            registry, settings, SystemClock(), store_path(args.store), channels
+        )
+    except (ChannelsError, AlertingConfigError) as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except AlertingSetupError as exc:
+        print(f"earlywarn run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    runner = EmbeddedRunner(
+        registry,
+        settings,
+        sinks=[ConsoleSink(sys.stdout)],
+        alerts=alerting.service,
+        ack_server=alerting.ack_server,
+    )
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -265,10 +290,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         summary = registry.summary()
         log.info("watching %s sensors of %s enterprises", summary.sensors, summary.enterprises)
+        log.info(
+            "alert store %s; channels %s; acknowledgement server %s",
+            alerting.store.path,
+            ", ".join(sorted(channels)),
+            settings.ack_listen or "off",
+        )
         counters = await runner.run(stop)
         print("earlywarn stopped\n" + counters.format(), flush=True)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    finally:
+        alerting.close()
     return EXIT_OK
 
 
@@ -329,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--queue", type=_positive_int, help="hand-off queue capacity (default 10000)")
     run.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
+    run.add_argument(
+        "--store", help=f"alert store file (default ${STORE_ENV} or ./{DEFAULT_STORE})"
+    )
     run.set_defaults(func=cmd_run)
 
     backtest = sub.add_parser("backtest", help="run recorded readings through the rules")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from alerting.store import AlertStore
 from earlywarn.cli import main
 from tests.conftest import EXAMPLE_REGISTRY, MqttProbe
 from tests.services.mosquitto import Mosquitto
@@ -76,7 +77,9 @@ def test_check_registry_on_a_missing_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_run_serves_until_sigterm_and_prints_its_counters(mosquitto: Mosquitto) -> None:
+def test_run_serves_until_sigterm_and_prints_its_counters(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -88,6 +91,8 @@ def test_run_serves_until_sigterm_and_prints_its_counters(mosquitto: Mosquitto) 
             mosquitto.url,
             "--client-id",
             "earlywarn-cli-test",
+            "--store",
+            str(tmp_path / "alerts.db"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -107,6 +112,9 @@ def test_run_serves_until_sigterm_and_prints_its_counters(mosquitto: Mosquitto) 
             time.sleep(0.2)
         assert probe.messages, "the service never published an alarm"
         probe.close()
+        # Escalation sends within a second of the alarm; wait for it in the store.
+        while time.monotonic() < deadline and not _console_sent(tmp_path / "alerts.db"):
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -116,6 +124,28 @@ def test_run_serves_until_sigterm_and_prints_its_counters(mosquitto: Mosquitto) 
     assert proc.returncode == 0, err
     assert "ORANGE" in out and "清江鱼庄" in out
     assert "earlywarn stopped" in out and "messages received" in out
+    # No channels.yaml: SMS and calls are not configured, so each person's notification
+    # falls through to the console, the last resort, and the store records why.
+    assert "notify console → 吴晓东" in out
+    with AlertStore(tmp_path / "alerts.db") as store:
+        (record,) = store.list_alarms()
+        contacts = {
+            (c.person, c.channel, c.last_outcome.value)
+            for c in store.who_was_called(record.alarm_id)
+        }
+        assert ("lj-ops-wu", "sms", "permanent") in contacts
+        assert ("lj-ops-wu", "console", "sent") in contacts
+
+
+def _console_sent(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with AlertStore(path) as store:
+        return any(
+            c.channel == "console"
+            for r in store.list_alarms()
+            for c in store.who_was_called(r.alarm_id)
+        )
 
 
 def test_run_with_a_bad_url_says_so() -> None:
