@@ -32,8 +32,9 @@ from types import TracebackType
 
 import apprise
 
+from alerting.channels.base import log_outcome
 from alerting.channels.http_provider import Template, template_values, url_quote
-from alerting.notifications import Delivery, Notification, Outcome
+from alerting.notifications import Notification, Outcome
 from earlywarn.model import Level
 
 log = logging.getLogger(__name__)
@@ -134,16 +135,7 @@ class AppriseChannel:
         url = self._url.render(template_values(notification), url_quote)
         with _ThreadLog() as heard:
             outcome = self._notify(url, notification, heard)
-        if outcome.delivery is Delivery.SENT:
-            log.info("%s: %s", self._name, outcome.detail)
-        else:
-            log.warning(
-                "%s: %s for %s: %s",
-                self._name,
-                outcome.delivery.value,
-                notification.key,
-                outcome.detail,
-            )
+        log_outcome(log, self._name, notification, outcome, outcome.detail)
         return outcome
 
     def _notify(self, url: str, notification: Notification, heard: _ThreadLog) -> Outcome:

@@ -9,9 +9,10 @@ records every attempt durably.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol, runtime_checkable
 
-from alerting.notifications import Notification, Outcome
+from alerting.notifications import Delivery, Notification, Outcome
 
 
 @runtime_checkable
@@ -26,3 +27,16 @@ class Channel(Protocol):
     def send(self, notification: Notification) -> Outcome:
         """Deliver one notification; classify any failure instead of raising."""
         ...
+
+
+def log_outcome(
+    log: logging.Logger, channel: str, notification: Notification, outcome: Outcome, sent: str
+) -> None:
+    """One log line per delivery: ``sent`` at INFO, anything else at WARNING with its detail,
+    the same shape for every channel so the duty room's log reads as one."""
+    if outcome.delivery is Delivery.SENT:
+        log.info("%s: %s", channel, sent)
+    else:
+        log.warning(
+            "%s: %s for %s: %s", channel, outcome.delivery.value, notification.key, outcome.detail
+        )

@@ -60,6 +60,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import requests
 
+from alerting.channels.base import log_outcome
 from alerting.notifications import Delivery, Notification, Outcome
 
 log = logging.getLogger(__name__)
@@ -529,16 +530,8 @@ class HttpProviderChannel:
         return failed or Outcome.sent(f"HTTP {status}, {self._success.field} confirmed")
 
     def _log(self, notification: Notification, host: str, outcome: Outcome) -> None:
-        if outcome.delivery is Delivery.SENT:
-            log.info("%s: %s accepted %s (%s)", self._name, host, notification.key, outcome.detail)
-        else:
-            log.warning(
-                "%s: %s for %s: %s",
-                self._name,
-                outcome.delivery.value,
-                notification.key,
-                outcome.detail,
-            )
+        sent = f"{host} accepted {notification.key} ({outcome.detail})"
+        log_outcome(log, self._name, notification, outcome, sent)
 
 
 _FORM = "application/x-www-form-urlencoded"

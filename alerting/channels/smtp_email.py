@@ -26,7 +26,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Literal
 
-from alerting.notifications import Delivery, Notification, Outcome
+from alerting.channels.base import log_outcome
+from alerting.notifications import Notification, Outcome
 from earlywarn.model import Level
 
 log = logging.getLogger(__name__)
@@ -106,16 +107,8 @@ class SmtpChannel:
             outcome = Outcome.permanent(f"{address!r} is not a usable e-mail address ({exc})")
         else:
             outcome = self._deliver(message, address)
-        if outcome.delivery is Delivery.SENT:
-            log.info("%s: %s accepted %s", self._name, self._host, notification.key)
-        else:
-            log.warning(
-                "%s: %s for %s: %s",
-                self._name,
-                outcome.delivery.value,
-                notification.key,
-                outcome.detail,
-            )
+        sent = f"{self._host} accepted {notification.key}"
+        log_outcome(log, self._name, notification, outcome, sent)
         return outcome
 
     def compose(self, notification: Notification) -> EmailMessage:
