@@ -75,6 +75,7 @@ class Pipeline:
         for uid, sensor in registry.sensors.items():
             self._index[uid] = self.engine.add(sensor.rules)
             self._sensors.append(sensor)
+        self.engine.settle()  # now, not in the first micro-batch's latency
         self._newest = np.full(len(self._sensors), NONE, dtype=np.int64)
         """Per sensor, the newest reading time evaluated (for the ``stale`` counter)."""
         self._watched = np.array(

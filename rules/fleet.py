@@ -134,6 +134,17 @@ class FleetEngine:
     def __len__(self) -> int:
         return len(self._rules)
 
+    def settle(self) -> None:
+        """Finish the work that adding sensors defers (each lane's index of its sensors, the
+        accumulation tables), so that the first batch after building a whole fleet is as
+        quick as any other. Optional: evaluating does it when needed."""
+        for m in self._maps:
+            m.ready()
+        for lane in self.lanes:
+            settle = getattr(lane, "settle", None)
+            if callable(settle):
+                settle()
+
     def add(self, rules: Sequence[Rule], state: Mapping[str, Any] | None = None) -> int:
         """Take a sensor's rules and (optionally) their states; return the sensor's index."""
         sensor = len(self._rules)

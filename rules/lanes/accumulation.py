@@ -514,6 +514,10 @@ class AccumulationLane:
             self.amounts[slot, self.width - len(state.amounts) :] = state.amounts
         self.last_value[slot] = np.nan if state.last_value is None else state.last_value
 
+    def settle(self) -> None:
+        """Lay out the tables of every slot added so far (see :meth:`FleetEngine.settle`)."""
+        self._build()
+
     def _build(self) -> None:
         """Lay out the tables of the slots added since the last build (laying out one slot at
         a time would cost a call per column each time), in rows of spare room

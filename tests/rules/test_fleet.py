@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -452,10 +453,12 @@ def _wide_sensor(i: int) -> tuple[Rule, ...]:
     )
 
 
-def test_sensors_added_one_at_a_time_past_every_growth() -> None:
+@pytest.mark.parametrize("settle", [False, True])
+def test_sensors_added_one_at_a_time_past_every_growth(settle: bool) -> None:
     """Forty sensors, each added after a batch and a tick of those before it (every fifth a
     copy of an earlier one with its state): the columns outgrow their spare room several
-    times (at 16 and 32 slots) and widen while holding state; every step is the reference's."""
+    times (at 16 and 32 slots) and widen while holding state; every step is the reference's,
+    whether or not the deferred layout is settled after each add."""
     rng = random.Random(7)
     fleet = FleetEngine()
     fleet_rules: list[tuple[Rule, ...]] = []
@@ -468,6 +471,8 @@ def test_sensors_added_one_at_a_time_past_every_growth() -> None:
         else:
             rules, state = _wide_sensor(i), {}
         assert fleet.add(rules, state) == i
+        if settle:
+            fleet.settle()
         fleet_rules.append(rules)
         states.append(state)
         assert set(fleet.placement()) == {"threshold", "offline", "out_of_range", "spike",
