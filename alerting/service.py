@@ -14,6 +14,7 @@ event, in order. The store write is short (one SQLite transaction); sending happ
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from alerting.ackweb import AckReply, AlarmPage, Answer, Contacted
@@ -25,6 +26,8 @@ from earlywarn.model import AlarmEvent, format_value, signal_unit
 
 log = logging.getLogger(__name__)
 
+_FIRST_NUMBER = re.compile(r"[0-9]+")
+"""ASCII digits only: ``str.isdigit`` also accepts superscripts and other scripts' digits."""
 RECONCILE_EVERY_MS = 60_000
 """How often open alarms' plans are extended (endless repeats are planned an hour ahead)."""
 
@@ -142,9 +145,13 @@ class AlertService:
 
     def acknowledge_by_phone(self, phone: str, code: str) -> AckReply:
         """An SMS reply: the code is the alarm's number; the phone must be someone who was
-        sent this alarm."""
-        digits = "".join(ch for ch in code if ch.isdigit())
-        record = self.store.get_by_ref(int(digits)) if digits else None
+        sent this alarm.
+
+        The code is the first number in the reply: people write after it ("12 收到，2人已到
+        现场"), and the digits of their words must not be read as part of it.
+        """
+        found = _FIRST_NUMBER.search(code)
+        record = self.store.get_by_ref(int(found.group(0))) if found else None
         if record is None:
             return AckReply(False, f"回复码 {code.strip()[:20]} 不对应任何报警。")
         reached = {c.person for c in self.store.who_was_called(record.alarm_id)}
