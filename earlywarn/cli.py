@@ -240,6 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     speed=args.speed,
                     forever=args.forever,
                     language=args.lang,
+                    store=Path(args.store) if args.store else None,
                 )
             )
         except KeyboardInterrupt:
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--registry", help="registry directory (default: the bundled example)")
     demo.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
+    demo.add_argument(
+        "--store", help="keep the demo's alert store in this file (default: a temporary one)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="the long-running service: subscribe, evaluate, alarm")

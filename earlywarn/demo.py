@@ -77,11 +77,16 @@ async def run_demo(
     duration_s: float = LENGTH_S,
     seed: int = 7,
     language: Language = "zh",
+    store: Path | None = None,
 ) -> int:
     """Run the demo; return the process exit code."""
     logging.getLogger("earlywarn.pipeline").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="earlywarn-demo-") as scratch:
-        return await _run(registry, out, Path(scratch), speed, forever, duration_s, seed, language)
+        where = store or Path(scratch) / "alerts.db"
+        code = await _run(registry, out, where, speed, forever, duration_s, seed, language)
+        if store is not None:
+            out.write(f"alert store kept at {store}: try `earlywarn alarms list --store {store}`\n")
+        return code
 
 
 def demo_channels(out: TextIO) -> dict[str, Channel]:
@@ -92,7 +97,7 @@ def demo_channels(out: TextIO) -> dict[str, Channel]:
 async def _run(
     registry: Registry,
     out: TextIO,
-    scratch: Path,
+    store: Path,
     speed: float,
     forever: bool,
     duration_s: float,
@@ -110,9 +115,7 @@ async def _run(
             link_secret=secrets.token_hex(32),
         )
         clock = SystemClock()
-        alerting = open_alerting(
-            registry, settings, clock, scratch / "alerts.db", demo_channels(out)
-        )
+        alerting = open_alerting(registry, settings, clock, store, demo_channels(out))
         runner = EmbeddedRunner(
             registry,
             settings,
