@@ -8,6 +8,12 @@ a *lane* (:mod:`rules.lanes`), whose state lives in numpy columns. A rule no lan
 with an on-delay, a kind without a lane) is evaluated by the reference code in the *object
 lane*, so nothing is left out and a configuration never changes what fires.
 
+Each lane works on its observations grouped by slot, in arrival order within each. A large
+batch (:attr:`FleetEngine.group_from` readings or more) is sorted by sensor once, and every
+lane is handed its observations grouped already (a lane numbers its slots sensor after
+sensor), instead of each lane sorting the whole batch again; events are reported by the
+readings' positions in the caller's order all the same.
+
 The same engine serves both fast paths of the issue: the runner hands it each micro-batch
 ("whatever arrived in the last few ms"), ``earlywarn backtest`` and the batch path hand it a
 whole recording. Per-sensor states come and go as the reference values
@@ -26,7 +32,7 @@ from rules.base import Rule
 from rules.events import RuleEvent, with_flapping
 from rules.lanes.accumulation import AccumulationLane
 from rules.lanes.base import Batch, Lane, Replays
-from rules.lanes.columns import Bools, Floats, Ints, Spare
+from rules.lanes.columns import Bools, Floats, Ints, Spare, counting
 from rules.lanes.offline import OfflineLane
 from rules.lanes.out_of_range import OutOfRangeLane
 from rules.lanes.spike import SpikeLane
@@ -77,6 +83,9 @@ class _Map:
     position_of: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
     most: int = 0
     """The most slots any sensor has here."""
+    ascending: bool = True
+    """The slots rise along :attr:`flat` (numbered sensor after sensor, as adding does): then
+    readings grouped by sensor are grouped by slot too."""
     spare: Spare = field(default_factory=Spare)
 
     @property
@@ -100,8 +109,59 @@ class _Map:
         self.counts[done:] = counts
         self.offsets[done:] = starts
         self.flat[placed:] = self.slots[placed:]
+        if self.ascending and total > placed:
+            rising = self.flat[max(placed - 1, 0) :]
+            self.ascending = bool((rising[1:] > rising[:-1]).all())
         self.sensor_of[taken:] = self.slot_sensor[taken:]
         self.position_of[taken:] = self.slot_position[taken:]
+
+
+@dataclass(frozen=True, slots=True)
+class _BySensor:
+    """A batch's readings sorted by sensor, arrival order kept within each sensor: the order
+    in which every lane groups its observations (by slot, and a sensor's slots are numbered
+    together), so that the batch is sorted once for all lanes rather than once per lane.
+
+    ``order[i]`` is the caller's position of sorted reading ``i``; sensor ``sensors[k]`` has
+    the sorted readings ``starts[k] .. starts[k] + sizes[k] - 1``. ``ts``, ``value``,
+    ``quality`` and ``arrival`` are the caller's columns in sorted order."""
+
+    order: Ints
+    sensors: Ints
+    starts: Ints
+    sizes: Ints
+    ts: Ints
+    value: Floats
+    quality: Ints
+    arrival: Ints | None
+
+    @classmethod
+    def of(
+        cls, sensor: Ints, ts: Ints, value: Floats, quality: Ints, arrival: Ints | None
+    ) -> _BySensor:
+        n = len(sensor)
+        if n < 2 or bool((sensor[1:] >= sensor[:-1]).all()):
+            order = counting(n)
+        else:
+            # A stable sort of 16-bit keys is a radix sort in numpy, several times faster
+            # than the merge sort of wider ones.
+            keys = sensor.astype(np.uint16) if int(sensor.max()) < 2**16 else sensor
+            order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
+            ts, value, quality = ts[order], value[order], quality[order]
+            arrival = None if arrival is None else arrival[order]
+        # The runs from the readings per sensor (no sorted copy of the sensors needed).
+        per_sensor = np.bincount(sensor).astype(np.int64, copy=False)
+        sensors = np.flatnonzero(per_sensor).astype(np.int64, copy=False)
+        sizes = per_sensor[sensors]
+        return cls(order, sensors, _exclusive(sizes), sizes, ts, value, quality, arrival)
+
+
+def _exclusive(counts: Ints) -> Ints:
+    """Where each run of ``counts`` starts when laid end to end."""
+    out = np.zeros(len(counts), np.int64)
+    if len(counts) > 1:
+        np.cumsum(counts[:-1], out=out[1:])
+    return out
 
 
 @dataclass(slots=True)
@@ -119,6 +179,12 @@ class _Objects:
 
 class FleetEngine:
     """Rules and states of many sensors; batches of readings in, events out."""
+
+    group_from = 1500
+    """From this many readings, a batch is sorted by sensor once and every lane gets its
+    observations grouped by slot already (:class:`_BySensor`); a smaller one goes to each lane
+    in arrival order, and the lane sorts its own few observations: laying the batch out
+    costs more numpy calls than sorting a few hundred saves."""
 
     def __init__(
         self, lanes: Iterable[Lane] | None = None, clock_kinds: frozenset[str] = CLOCK_KINDS
@@ -255,9 +321,10 @@ class FleetEngine:
         n = len(sensor)
         qual = np.zeros(n, np.int64) if quality is None else quality
         times = np.zeros(0, np.int64) if ticks is None else ticks
+        by = _BySensor.of(sensor, ts, value, qual, None) if n >= self.group_from else None
         tagged: list[tuple[int, int, int, int, int, RuleEvent]] = [
             (r, 1, 0, 0, p, e)
-            for r, p, _s, e in self._evaluate(sensor, ts, value, qual, None, clock=False)
+            for r, p, _s, e in self._evaluate(sensor, ts, value, qual, None, clock=False, by=by)
         ]
         bounds = np.searchsorted(ts, times, side="left").tolist()
         # Clock lanes that replay a recording themselves take it whole, ticks included.
@@ -271,7 +338,7 @@ class FleetEngine:
             if not isinstance(lane, Replays) or not self._maps[index].slot_sensor:
                 continue
             # Even with none of its sensors' readings, the lane has its ticks to go through.
-            expanded = self._lane_batch(index, sensor, ts, value, qual, None)
+            expanded = self._lane_batch(index, sensor, ts, value, qual, None, by)
             none = np.zeros(0, np.int64)
             reading, batch = expanded or (none, Batch(none, none, np.zeros(0), none))
             m = self._maps[index]
@@ -314,9 +381,13 @@ class FleetEngine:
         value: Floats,
         quality: Ints,
         arrival: Ints | None,
+        by: _BySensor | None = None,
     ) -> tuple[Ints, Batch] | None:
-        """The readings of lane ``index``'s sensors, one observation per (reading, slot);
-        ``None`` when the lane has none of them."""
+        """The readings of lane ``index``'s sensors as they come, one observation per (reading,
+        slot): for a batch below :attr:`group_from` readings, and for a lane that needs them in
+        time order (:class:`Replays`). Returns each observation's reading with the batch;
+        ``None`` when the lane has none of them. ``by``, the same readings sorted by sensor,
+        is handed on as the batch's grouping where it groups the observations by slot."""
         m = self._maps[index]
         m.ready()
         n = len(sensor)
@@ -326,8 +397,9 @@ class FleetEngine:
         )
         if m.single and counts.all():
             # Every reading has exactly one slot here: no expansion, no copies.
+            grouping = by.order if by is not None and m.ascending else None
             return np.arange(n, dtype=np.int64), Batch(
-                m.flat[m.offsets[sensor]], times, value, quality
+                m.flat[m.offsets[sensor]], times, value, quality, grouping
             )
         total = int(counts.sum())
         if total == 0:
@@ -336,6 +408,39 @@ class FleetEngine:
         starts = np.repeat(m.offsets[sensor] - (np.cumsum(counts) - counts), counts)
         slots = m.flat[starts + np.arange(total, dtype=np.int64)]
         return reading, Batch(slots, times[reading], value[reading], quality[reading])
+
+    def _grouped_batch(self, index: int, by: _BySensor) -> tuple[Ints, Batch] | None:
+        """The readings of lane ``index``'s sensors, one observation per (reading, slot),
+        grouped by slot: each sensor's readings (in arrival order) once per slot it has here,
+        slot after slot. Returns each observation's reading (the caller's position) with the
+        batch; ``None`` when the lane has none of them.
+
+        Slots are numbered sensor after sensor, so the observations come sorted by slot and
+        the lane's :meth:`Segments.of <rules.lanes.columns.Segments.of>` has nothing to sort
+        (were they not, it would sort them: the grouping only saves work)."""
+        m = self._maps[index]
+        m.ready()
+        times = (
+            by.arrival
+            if by.arrival is not None and self.lanes[index].kind in self.clock_kinds
+            else by.ts
+        )
+        counts = m.counts[by.sensors]  # the lane's slots of each sensor with readings
+        offsets = m.offsets[by.sensors]
+        if m.single and counts.all():
+            # Every reading has exactly one slot here: the sorted columns as they are.
+            slots = np.repeat(m.flat[offsets], by.sizes)
+            return by.order, Batch(slots, times, by.value, by.quality)
+        runs = int(counts.sum())
+        if runs == 0:
+            return None
+        # A run per (sensor, slot): the sensor's readings, for each of its slots in turn.
+        run_slot = m.flat[np.repeat(offsets - _exclusive(counts), counts) + counting(runs)]
+        sizes = np.repeat(by.sizes, counts)
+        at = np.repeat(np.repeat(by.starts, counts) - _exclusive(sizes), sizes)
+        at += counting(len(at))
+        slots = np.repeat(run_slot, sizes)
+        return by.order[at], Batch(slots, times[at], by.value[at], by.quality[at])
 
     def _evaluate(
         self,
@@ -347,17 +452,25 @@ class FleetEngine:
         *,
         clock: bool | None,
         skip: frozenset[int] = frozenset(),
+        by: _BySensor | None = None,
     ) -> list[tuple[int, int, int, RuleEvent]]:
         """Events as (reading, rule position, sensor, event), unsorted; ``clock`` True or
         False limits the work to the clock kinds or to the others; lanes in ``skip`` are
-        left out."""
+        left out. ``by``: the readings sorted by sensor, if the caller has them; from
+        :attr:`group_from` readings on, they are sorted here if not."""
         tagged: list[tuple[int, int, int, RuleEvent]] = []
+        grouped = by is not None or len(sensor) >= self.group_from
         for index, lane in enumerate(self.lanes):
             m = self._maps[index]
             is_clock = lane.kind in self.clock_kinds
             if not m.slot_sensor or index in skip or (clock is not None and clock != is_clock):
                 continue
-            expanded = self._lane_batch(index, sensor, ts, value, quality, arrival)
+            if not grouped:
+                expanded = self._lane_batch(index, sensor, ts, value, quality, arrival)
+            else:
+                if by is None:
+                    by = _BySensor.of(sensor, ts, value, quality, arrival)
+                expanded = self._grouped_batch(index, by)
             if expanded is None:
                 continue
             reading, batch = expanded

@@ -362,14 +362,16 @@ class AccumulationLane:
         reading is one latch evaluation."""
         self._build()
         seg = Segments.of(batch.slot)
-        ts, values = batch.ts[seg.order], batch.value[seg.order]
+        ts, values = seg.gather(batch.ts), seg.gather(batch.value)
         counts = np.isfinite(values) & (values >= 0) & (values <= self.counter_top[seg.slot])
         keep = newer(seg, ts, counts, self.latch.last_ts_ms)
         if not keep.any():
             return []
-        sub = seg if keep.all() else seg.take(keep)
+        sub = seg
+        if not keep.all():
+            sub, ts, values = seg.take(keep), ts[keep], values[keep]
         kept = self.amounts[sub.seg_slot]  # the segments' stored buckets
-        amount, bad = self._increments(sub, batch.value[sub.order], kept)
+        amount, bad = self._increments(sub, values, kept)
         emitted: Emitted = []
         if bad.any():
             emitted += self._by_reference(sub, bad, batch)
@@ -377,11 +379,8 @@ class AccumulationLane:
             if not good.any():
                 emitted.sort(key=lambda e: e[0])
                 return emitted
-            full = np.zeros(len(batch), np.int64)
-            full[sub.order] = amount
             sub, kept = sub.take(good), kept[~bad]
-            amount = full[sub.order]
-        ts, values = batch.ts[sub.order], batch.value[sub.order]
+            amount, ts, values = amount[good], ts[good], values[good]
         emitted += self._columns(sub, ts, values, amount, kept)
         emitted.sort(key=lambda e: e[0])
         return emitted

@@ -18,12 +18,18 @@ from rules.lanes.columns import Bools, Floats, Ints
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Observations for a lane, in arrival order: one per (reading, slot)."""
+    """Observations for a lane: one per (reading, slot), each slot's in arrival order. How the
+    slots' observations interleave does not matter to :meth:`Lane.evaluate` (the fleet engine
+    hands them grouped by slot); :meth:`Replays.replay` takes them in time order."""
 
     slot: Ints
     ts: Ints
     value: Floats
     quality: Ints
+    grouping: Ints | None = None
+    """The positions of the observations sorted by slot, arrival order kept within each
+    (``argsort(slot, kind="stable")``), when the caller knows them: a lane that needs the
+    batch in time order and grouped too need not sort it."""
 
     def __len__(self) -> int:
         return len(self.slot)

@@ -15,7 +15,7 @@ Integer columns hold ``None`` as :data:`NONE` (the smallest int64).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,30 @@ class Spare:
             setattr(owner, name, buffer[:rows])
 
 
+class _Counting:
+    """``0, 1, …, n − 1`` as a read-only view of one shared array, grown on demand.
+
+    The scans over a whole batch take it instead of a fresh ``arange`` of a million positions,
+    which costs more in page faults (new memory, first touched) than in arithmetic."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values = np.zeros(0, np.int64)
+
+    def __call__(self, n: int) -> Ints:
+        if len(self._values) < n:
+            values = np.arange(max(n, 2 * len(self._values)), dtype=np.int64)
+            values.flags.writeable = False
+            self._values = values
+        view: Ints = self._values[:n]
+        return view
+
+
+counting = _Counting()
+"""``counting(n)``: the positions ``0..n-1``, read-only (see :class:`_Counting`)."""
+
+
 def opt(value: int) -> int | None:
     """A column value back to ``int | None``."""
     return None if value == NONE else int(value)
@@ -84,8 +108,10 @@ class Segments:
     """A lane's observations grouped by slot, arrival order kept within each slot.
 
     ``order[i]`` is the caller's position of grouped observation ``i``. Segment ``s`` holds the
-    grouped observations ``first[s]..last[s]`` of slot ``seg_slot[s]``; ``seg_of[i]`` is the
-    segment of observation ``i`` and ``rank[i]`` its 1-based place in it.
+    grouped observations ``first[s]..last[s]`` of slot ``seg_slot[s]``; :attr:`seg_of` gives
+    each observation's segment and :attr:`rank` its 1-based place in it. ``grouped``: the
+    caller's observations came grouped already (``order`` is the identity), so :meth:`gather`
+    hands their columns back as they are.
     """
 
     order: Ints
@@ -93,45 +119,93 @@ class Segments:
     first: Ints
     last: Ints
     seg_slot: Ints
-    seg_of: Ints
-    rank: Ints
+    grouped: bool = False
+    _sizes: Ints | None = field(default=None, repr=False, compare=False)
+    _seg_of: Ints | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, slots: Ints) -> Segments:
-        """Group ``slots`` (one per observation, in arrival order)."""
-        # A stable sort of small integers is a radix sort in numpy: five times faster than
-        # the merge sort int64 gets, and a fleet has far fewer than 65,536 slots per lane.
+        """Group ``slots`` (one per observation, in arrival order).
+
+        The fleet engine hands a large batch's observations over grouped already (sorted by
+        slot, arrival order kept within each): then there is nothing to sort, and only the
+        segment bounds are worked out."""
         n = len(slots)
-        if n > 1 and bool((slots[1:] >= slots[:-1]).all()):
-            order, grouped = np.arange(n, dtype=np.int64), slots  # grouped already
+        grouped = n < 2 or bool((slots[1:] >= slots[:-1]).all())
+        if grouped:
+            order, ordered = counting(n), slots
         else:
-            small = n and int(slots.min()) >= 0 and int(slots.max()) < 2**16
+            # A stable sort of small integers is a radix sort in numpy: five times faster than
+            # the merge sort int64 gets, and a fleet has far fewer than 65,536 slots per lane.
+            small = int(slots.min()) >= 0 and int(slots.max()) < 2**16
             keys = slots.astype(np.uint16) if small else slots
             order = np.argsort(keys, kind="stable").astype(np.int64)
-            grouped = slots[order]
+            ordered = slots[order]
         starts = np.ones(n, dtype=np.bool_)
         if n:
-            starts[1:] = grouped[1:] != grouped[:-1]
-        first = np.flatnonzero(starts).astype(np.int64)
+            np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+        first = np.flatnonzero(starts).astype(np.int64, copy=False)
         last = np.empty_like(first)
         if len(first):
             last[:-1] = first[1:] - 1
             last[-1] = n - 1
-        seg_of = np.cumsum(starts, dtype=np.int64) - 1
-        rank = np.arange(n, dtype=np.int64) - first[seg_of] + 1 if n else np.zeros(0, np.int64)
-        return cls(order, grouped, first, last, grouped[first], seg_of, rank)
+        return cls(order, ordered, first, last, ordered[first], grouped)
 
     def __len__(self) -> int:
         return len(self.order)
 
+    @property
+    def seg_of(self) -> Ints:
+        """Each observation's segment, worked out when first asked (the largest lanes never
+        ask: an array per observation saved is worth its page faults)."""
+        seg_of = self._seg_of
+        if seg_of is None:
+            # Segment numbers repeated: a cumulative sum of start flags costs several times
+            # more (numpy converts the flags one by one).
+            seg_of = counting(len(self.first)).repeat(self.sizes)
+            object.__setattr__(self, "_seg_of", seg_of)
+        return seg_of
+
+    @property
+    def sizes(self) -> Ints:
+        """How many observations each segment has (worked out once)."""
+        sizes = self._sizes
+        if sizes is None:
+            sizes = self.last - self.first + 1
+            object.__setattr__(self, "_sizes", sizes)
+        return sizes
+
+    def expand(self, per_segment: Any) -> Any:
+        """One value (or row) per segment, repeated for each of its observations: a third of
+        the cost of looking each observation's up by its slot, for a large batch."""
+        return per_segment.repeat(self.sizes, axis=0)
+
+    @property
+    def rank(self) -> Ints:
+        """Each observation's 1-based place in its segment (worked out when asked: few
+        lanes need it)."""
+        n = len(self.order)
+        if n == 0:
+            return np.zeros(0, np.int64)
+        rank: Ints = counting(n) - self.first[self.seg_of] + 1
+        return rank
+
+    def gather(self, column: Any) -> Any:
+        """``column`` (one entry per caller's observation) in grouped order: the column itself
+        when the observations came grouped."""
+        return column if self.grouped else column[self.order]
+
     def take(self, keep: Bools) -> Segments:
         """The observations where ``keep`` (grouped positions), still grouped by slot; their
-        ``order`` stays the caller's positions."""
-        sub = Segments.of(self.slot[keep])
-        return Segments(
-            self.order[keep][sub.order], sub.slot, sub.first, sub.last, sub.seg_slot,
-            sub.seg_of, sub.rank,
-        )  # fmt: skip
+        ``order`` stays the caller's positions. Nothing is sorted again: the kept part of each
+        segment is a segment, unless it is empty."""
+        sizes = np.add.reduceat(keep, self.first, dtype=np.int64) if len(keep) else self.first
+        some = sizes > 0
+        sizes = sizes[some]
+        first = np.zeros(len(sizes), np.int64)
+        np.cumsum(sizes[:-1], out=first[1:])
+        order = np.flatnonzero(keep) if self.grouped else self.order[keep]
+        return Segments(order, self.slot[keep], first, first + sizes - 1, self.seg_slot[some])
 
     def segments(self, keep: Bools) -> tuple[Segments, Ints]:
         """The whole segments where ``keep`` (one flag per segment), without sorting again;
@@ -139,13 +213,8 @@ class Segments:
         lengths = (self.last - self.first + 1)[keep]
         first = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
         last = first + lengths - 1
-        seg_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-        at = np.repeat(self.first[keep] - first, lengths) + np.arange(
-            int(lengths.sum()), dtype=np.int64
-        )
-        sub = Segments(
-            self.order[at], self.slot[at], first, last, self.seg_slot[keep], seg_of, self.rank[at]
-        )
+        at = np.repeat(self.first[keep] - first, lengths) + counting(int(lengths.sum()))
+        sub = Segments(self.order[at], self.slot[at], first, last, self.seg_slot[keep])
         return sub, at
 
     def previous(self, values: Ints, initial: Ints) -> Ints:
@@ -206,15 +275,31 @@ def newer(seg: Segments, ts: Ints, counts: Bools, last_ts: Ints) -> Bools:
     return fine
 
 
+def latch_marks(reached: Bools, held: Bools) -> npt.NDArray[np.int8]:
+    """:func:`forward_fill`'s marks for a latch set where ``reached`` and reset where not
+    ``held``: +1, else 0 where held, else −1 (in int8 arithmetic: nested ``where`` on Python
+    ints makes int64 arrays and costs dozens of times more)."""
+    marks = np.add(reached, reached | held, dtype=np.int8)
+    marks -= 1
+    return marks
+
+
 def forward_fill(seg: Segments, marks: npt.NDArray[np.int8], initial: Bools) -> Bools:
     """A latch per segment: +1 sets, -1 resets, 0 keeps; ``initial[slot]`` before the first."""
     n = len(marks)
     if n == 0:
         return np.zeros(0, dtype=np.bool_)
-    index = np.where(marks != 0, np.arange(n, dtype=np.int64), -1)
-    last = np.maximum.accumulate(index)
-    own = last >= seg.first[seg.seg_of]
-    return np.where(own, marks[np.maximum(last, 0)] == 1, initial[seg.slot])
+    # The latch a segment starts from as a mark on its first observation (where that has none
+    # of its own): the running maximum of marked positions then never reaches back into the
+    # segment before, and the scan needs no segment bounds.
+    first = seg.first
+    marks = marks.copy()
+    blank = first[marks[first] == 0]
+    marks[blank] = np.where(initial[seg.slot[blank]], 1, -1)
+    last = np.where(marks != 0, counting(n), 0)
+    np.maximum.accumulate(last, out=last)
+    filled: Bools = marks[last] == 1
+    return filled
 
 
 def fill_values(seg: Segments, at: Bools, values: Ints, initial: Ints) -> Ints:
@@ -237,8 +322,7 @@ def hysteresis_count(seg: Segments, reached: Bools, held: Bools, latched_before:
     n, width = reached.shape
     count = np.zeros(n, dtype=np.int64)
     for j in range(width):
-        marks = np.where(reached[:, j], 1, np.where(held[:, j], 0, -1)).astype(np.int8)
-        count += forward_fill(seg, marks, latched_before[:, j])
+        count += forward_fill(seg, latch_marks(reached[:, j], held[:, j]), latched_before[:, j])
     return count
 
 

@@ -140,12 +140,13 @@ class OfflineLane:
         the reading before it (within the batch too) or else from the start of the watch.
         """
         seg = Segments.of(batch.slot)
-        ts = batch.ts[seg.order]
+        ts = seg.gather(batch.ts)
         keep = newer(seg, ts, np.ones(len(ts), np.bool_), self.latch.last_ts_ms)
         if not keep.any():
             return []
-        sub = seg.take(keep)
-        ts = batch.ts[sub.order]
+        sub = seg
+        if not keep.all():
+            sub, ts = seg.take(keep), ts[keep]
         ticked = self.last_tick_ms[sub.slot]
         at = np.maximum(ts, ticked)  # NONE (no tick yet) is below every time
         heard = self.latch.last_ts_ms
@@ -183,7 +184,7 @@ class OfflineLane:
         level = np.where(silence >= self.limit_ms[ticked], self.alarm[ticked], 0)
         # One observation per ticked slot, already in slot order: the segments are trivial.
         one = np.arange(len(ticked), dtype=np.int64)
-        seg = Segments(one, ticked, one, one, ticked, one, np.ones(len(ticked), np.int64))
+        seg = Segments(one, ticked, one, one, ticked)
         moves = self.latch.advance(seg, np.full(len(ticked), now_ms, np.int64), level)
         self.watch_since_ms[ticked] = watch
         self.last_tick_ms[ticked] = now_ms
@@ -516,9 +517,12 @@ class _Grouped:
     @classmethod
     def of(cls, batch: Batch, count: int) -> _Grouped:
         n = len(batch)
-        # A stable sort of small integers is a radix sort in numpy.
-        keys = batch.slot.astype(np.uint16) if count <= 2**16 else batch.slot
-        order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
+        if batch.grouping is not None:  # the caller sorted it already
+            order = batch.grouping
+        else:
+            # A stable sort of small integers is a radix sort in numpy.
+            keys = batch.slot.astype(np.uint16) if count <= 2**16 else batch.slot
+            order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
         sizes = np.bincount(batch.slot, minlength=count).astype(np.int64, copy=False)
         starts = np.cumsum(sizes) - sizes
         seen = sizes > 0

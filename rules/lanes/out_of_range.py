@@ -107,31 +107,38 @@ class OutOfRangeLane:
         """Current levels."""
         return self.latch.level[slots]
 
-    def faults(self, slots: Ints, values: Floats, quality: Ints) -> Bools:
-        """Whether each reading is invalid for its slot's rule — ``rule.fault(...) is not None``
-        for every observation at once (the order of the reference's checks only decides the
-        reason, not the verdict)."""
-        fault = np.isnan(values) | (values < self.low[slots]) | (values > self.high[slots])
-        if self.values.shape[1]:
-            fault |= (values[:, None] == self.values[slots]).any(axis=1)
-        if self.codes.shape[1]:
-            listed = np.arange(self.codes.shape[1]) < self.ncodes[slots][:, None]
-            fault |= ((quality[:, None] == self.codes[slots]) & listed).any(axis=1)
+    def faults(self, seg: Segments, values: Floats, quality: Ints) -> Bools:
+        """Whether each observation of ``seg`` is invalid for its slot's rule —
+        ``rule.fault(...) is not None`` for every observation at once (the order of the
+        reference's checks only decides the reason, not the verdict). A slot's limits are
+        spread over its segment (:meth:`Segments.expand`), one listed value or code at a
+        time."""
+        slots = seg.seg_slot
+        fault = np.isnan(values)
+        fault |= values < seg.expand(self.low[slots])
+        fault |= values > seg.expand(self.high[slots])
+        for j in range(self.values.shape[1]):
+            fault |= values == seg.expand(self.values[slots, j])  # NaN padding: never equal
+        for j in range(self.codes.shape[1]):
+            listed = self.ncodes[slots] > j
+            fault |= (quality == seg.expand(self.codes[slots, j])) & seg.expand(listed)
         return fault
 
     def evaluate(self, batch: Batch) -> Emitted:
         """As :func:`rules.out_of_range.evaluate` reading by reading: stale readings change
         nothing; NaN and infinity are evaluated (they are faults)."""
         seg = Segments.of(batch.slot)
-        ts = batch.ts[seg.order]
+        ts = seg.gather(batch.ts)
         keep = newer(seg, ts, np.ones(len(seg), np.bool_), self.latch.last_ts_ms)
         if not keep.any():
             return []
-        sub = seg.take(keep) if not keep.all() else seg
-        ts = batch.ts[sub.order]
-        values, quality = batch.value[sub.order], batch.quality[sub.order]
-        fault = self.faults(sub.slot, values, quality)
-        level = np.where(fault, self.levels[sub.slot], 0)
+        sub = seg
+        values, quality = seg.gather(batch.value), seg.gather(batch.quality)
+        if not keep.all():
+            sub, ts, values, quality = seg.take(keep), ts[keep], values[keep], quality[keep]
+        fault = self.faults(sub, values, quality)
+        level = sub.expand(self.levels[sub.seg_slot])
+        level *= fault
         moves = self.latch.advance(sub, ts, level)
         self.latch.last_ts_ms[sub.seg_slot] = ts[sub.last]
         emitted: Emitted = []

@@ -560,14 +560,13 @@ class SpikeLane:
         """As :func:`rules.spike.evaluate` reading by reading: NaN, infinity and stale
         readings change nothing."""
         seg = Segments.of(batch.slot)
-        ts, values = batch.ts[seg.order], batch.value[seg.order]
+        ts, values = seg.gather(batch.ts), seg.gather(batch.value)
         keep = newer(seg, ts, np.isfinite(values), self.latch.last_ts_ms)
         if not keep.any():
             return []
         sub = seg
         if not keep.all():
-            sub = seg.take(keep)
-            ts, values = batch.ts[sub.order], batch.value[sub.order]
+            sub, ts, values = seg.take(keep), ts[keep], values[keep]
         verdicts = self.judge(sub, values)
         level = np.zeros(len(values), np.int64)
         outliers = np.flatnonzero(verdicts.outlier)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from rules.base import Rule
 from rules.events import with_flapping
@@ -23,6 +24,7 @@ from rules.lanes.columns import (
     Segments,
     Spare,
     forward_fill,
+    latch_marks,
     newer,
 )
 from rules.latch import LatchState, Transition
@@ -105,13 +107,14 @@ class ThresholdLane:
         """As :func:`rules.threshold.evaluate` reading by reading: NaN and stale readings
         change nothing."""
         seg = Segments.of(batch.slot)
-        ts, values = batch.ts[seg.order], batch.value[seg.order]
+        ts, values = seg.gather(batch.ts), seg.gather(batch.value)
         keep = newer(seg, ts, np.isfinite(values), self.latch.last_ts_ms)
         if not keep.any():
             return []
-        sub = seg if keep.all() else seg.take(keep)
-        ts, values = batch.ts[sub.order], batch.value[sub.order]
-        count = self._latched(sub, self.sign[sub.slot] * values)
+        sub = seg
+        if not keep.all():
+            sub, ts, values = seg.take(keep), ts[keep], values[keep]
+        count = self._latched(sub, sub.expand(self.sign[sub.seg_slot]) * values)
         level = self.by_count[sub.slot, count]
         moves = self.latch.advance(sub, ts, level)
         self.latch.last_ts_ms[sub.seg_slot] = ts[sub.last]
@@ -131,11 +134,11 @@ class ThresholdLane:
         emitted.sort(key=lambda e: e[0])
         return emitted
 
-    def _latched(self, sub: Segments, signed: Floats) -> Ints:
+    def _latched(self, sub: Segments, signed: Floats) -> npt.NDArray[np.int8]:
         """How many levels are latched after each observation: each level a latch of its own
         (set at its set-point, reset past its clear set-point), one level at a time and only
         over the slots that have it (most have two, a water level four)."""
-        count = np.zeros(len(signed), dtype=np.int64)
+        count = np.zeros(len(signed), dtype=np.int8)
         width = self.width[sub.seg_slot]
         for j in range(WIDTH):
             has = width > j
@@ -143,9 +146,9 @@ class ThresholdLane:
                 break
             part, pos = (sub, None) if has.all() else sub.segments(has)
             value = signed if pos is None else signed[pos]
-            reached = value >= self.set[part.slot, j]
-            held = value >= self.clear[part.slot, j]
-            marks = np.where(reached, 1, np.where(held, 0, -1)).astype(np.int8)
+            reached = value >= part.expand(self.set[part.seg_slot, j])
+            held = value >= part.expand(self.clear[part.seg_slot, j])
+            marks = latch_marks(reached, held)
             latched = forward_fill(part, marks, self.latch.level >= self.levels[:, j])
             if pos is None:
                 count += latched

@@ -624,12 +624,13 @@ class TrendLane(Generic[R]):
     def _batch(self, batch: Batch) -> Emitted:
         """:meth:`evaluate` of any batch, grouped by slot: see the module notes."""
         seg = Segments.of(batch.slot)
-        ts, values = batch.ts[seg.order], batch.value[seg.order]
+        ts, values = seg.gather(batch.ts), seg.gather(batch.value)
         keep = newer(seg, ts, np.isfinite(values), self.latch.last_ts_ms)
         if not keep.any():
             return []
-        sub = seg if keep.all() else seg.take(keep)
-        ts, values = batch.ts[sub.order], batch.value[sub.order]
+        sub = seg
+        if not keep.all():
+            sub, ts, values = seg.take(keep), ts[keep], values[keep]
         stamps, samples, low, own = self._admit(sub, ts, values)
         self.latch.last_ts_ms[sub.seg_slot] = ts[sub.last]
         count = own - low + 1

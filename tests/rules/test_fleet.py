@@ -6,6 +6,10 @@ ticks; events, their order and every state must equal :mod:`rules.engine`'s. Sen
 between batches (as the runner adds them), with rules wider than any before them (more levels,
 fault values and codes, windows, set-points), so the lanes' columns grow and widen while they
 hold state.
+
+Every test runs twice: with batches as they come (each lane groups its observations itself,
+as for a live feed's small batches) and with every batch sorted by sensor first
+(:attr:`FleetEngine.group_from` 0, as for a large batch), which must not change a thing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from hypothesis import strategies as st
 from rules import engine
 from rules.accumulation import AccumulationRule, LevelWindows, Mode, WindowSetpoint
 from rules.base import Rule
-from rules.fleet import FleetEngine
+from rules.fleet import FleetEngine, _Map
 from rules.levels import Level
 from rules.offline import OfflineRule
 from rules.out_of_range import OutOfRangeRule
@@ -34,6 +38,15 @@ from rules.stuck import StuckRule
 from rules.threshold import Direction, Setpoint, ThresholdRule
 
 T0 = 1_795_284_000_000
+
+GROUPING = pytest.mark.parametrize("group_from", [FleetEngine.group_from, 0])
+"""Batches sorted by sensor in the fleet engine from their usual size on, or always."""
+
+
+def _fleet(group_from: int, **options: Any) -> FleetEngine:
+    fleet = FleetEngine(**options)
+    fleet.group_from = group_from
+    return fleet
 
 
 @st.composite
@@ -133,10 +146,13 @@ def _plain(found: list[Any]) -> list[Any]:
     ]
 
 
+@GROUPING
 @settings(max_examples=150)
 @given(st.lists(sensor_rules(), min_size=1, max_size=4), st.lists(step, max_size=8))
-def test_fleet_equals_reference(fleet_rules: list[tuple[Rule, ...]], steps: list[Any]) -> None:
-    fleet = FleetEngine()
+def test_fleet_equals_reference(
+    group_from: int, fleet_rules: list[tuple[Rule, ...]], steps: list[Any]
+) -> None:
+    fleet = _fleet(group_from)
     for rules in fleet_rules:
         fleet.add(rules)
     states: list[dict[str, Any]] = [{} for _ in fleet_rules]
@@ -184,6 +200,7 @@ def test_rules_with_delays_go_to_the_object_lane() -> None:
     assert fleet.level(0) == int(Level.RED)
 
 
+@GROUPING
 @settings(max_examples=300)
 @given(
     st.lists(sensor_rules(), min_size=1, max_size=3),
@@ -199,7 +216,7 @@ def test_rules_with_delays_go_to_the_object_lane() -> None:
     st.lists(st.integers(0, 70), max_size=12, unique=True),
 )
 def test_replay_of_a_recording_equals_the_reference_tick_by_tick(
-    fleet_rules: list[tuple[Rule, ...]], data: list[Any], tick_s: list[int]
+    group_from: int, fleet_rules: list[tuple[Rule, ...]], data: list[Any], tick_s: list[int]
 ) -> None:
     """A recording in time order with ticks: the non-clock lanes take it whole, the clock
     lanes go tick by tick; the events and their order are the reference's."""
@@ -222,7 +239,7 @@ def test_replay_of_a_recording_equals_the_reference_tick_by_tick(
         for i, rules in enumerate(fleet_rules):
             states[i], events = engine.tick_sensor(rules, states[i], now)
             expected.extend((i, e) for e in events)
-    fleet = FleetEngine()
+    fleet = _fleet(group_from)
     for rules in fleet_rules:
         fleet.add(rules)
     got = fleet.replay(
@@ -391,13 +408,16 @@ def _check(
         assert fleet.level(s) == max(state.latch.level for state in want.values())
 
 
+@GROUPING
 @settings(max_examples=60)
 @given(st.lists(joining, min_size=1, max_size=5))
-def test_sensors_joining_between_batches_equal_the_reference(phases: list[Any]) -> None:
+def test_sensors_joining_between_batches_equal_the_reference(
+    group_from: int, phases: list[Any]
+) -> None:
     """Sensors join between batches, ticks and replays, fresh or as copies of a sensor with its
     state at that point (so columns grow with state in them); events, states and levels stay
     the reference's."""
-    fleet = FleetEngine()
+    fleet = _fleet(group_from)
     fleet_rules: list[tuple[Rule, ...]] = []
     states: list[dict[str, Any]] = []
     for fresh, copies, steps in phases:
@@ -453,14 +473,15 @@ def _wide_sensor(i: int) -> tuple[Rule, ...]:
     )
 
 
+@GROUPING
 @pytest.mark.parametrize("settle", [False, True])
-def test_sensors_added_one_at_a_time_past_every_growth(settle: bool) -> None:
+def test_sensors_added_one_at_a_time_past_every_growth(group_from: int, settle: bool) -> None:
     """Forty sensors, each added after a batch and a tick of those before it (every fifth a
     copy of an earlier one with its state): the columns outgrow their spare room several
     times (at 16 and 32 slots) and widen while holding state; every step is the reference's,
     whether or not the deferred layout is settled after each add."""
     rng = random.Random(7)
-    fleet = FleetEngine()
+    fleet = _fleet(group_from)
     fleet_rules: list[tuple[Rule, ...]] = []
     states: list[dict[str, Any]] = []
     t = T0
@@ -500,3 +521,63 @@ def test_sensors_added_one_at_a_time_past_every_growth(settle: bool) -> None:
             ticked.extend((s, e) for e in events)
         assert _plain(fleet.tick(t)) == _plain(ticked)
         _check(fleet, fleet_rules, states)
+
+
+@GROUPING
+@settings(max_examples=100)
+@given(
+    st.lists(sensor_rules(), min_size=1, max_size=4),
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(
+                    st.integers(0, 3),
+                    st.integers(0, 60),
+                    st.integers(-2, 6),
+                    st.one_of(st.integers(-10, 10).map(float), st.just(math.nan)),
+                ),
+                max_size=40,
+            ),
+            st.integers(0, 70),
+        ),
+        max_size=4,
+    ),
+)
+def test_clock_rules_judge_arrival_as_the_reference(
+    group_from: int, fleet_rules: list[tuple[Rule, ...]], steps: list[Any]
+) -> None:
+    """With arrival times, the offline rules hear of each reading when it arrived and the
+    others judge its timestamp: the lanes give what the reference code gives (every rule in
+    the object lane), batch after batch and tick after tick."""
+    fleet, reference = _fleet(group_from), FleetEngine(lanes=[])
+    for rules in fleet_rules:
+        fleet.add(rules)
+        reference.add(rules)
+    for found, tick_s in steps:
+        rows = [(s % len(fleet_rules), T0 + t * 1000, v, d) for s, t, d, v in found]
+        sensor = np.array([r[0] for r in rows], dtype=np.int64)
+        ts = np.array([r[1] for r in rows], dtype=np.int64)
+        value = np.array([r[2] for r in rows], dtype=np.float64)
+        arrival = ts + 1000 * np.array([r[3] for r in rows], dtype=np.int64)
+        got = fleet.evaluate(sensor, ts, value, arrival=arrival)
+        assert _plain(got) == _plain(reference.evaluate(sensor, ts, value, arrival=arrival))
+        now = T0 + tick_s * 1000
+        assert _plain(fleet.tick(now)) == _plain(reference.tick(now))
+        for s in range(len(fleet_rules)):
+            assert fleet.state(s) == reference.state(s)
+
+
+def test_a_lane_numbered_out_of_sensor_order_is_not_taken_as_grouped() -> None:
+    """Readings sorted by sensor are grouped by slot only where a lane's slots rise sensor
+    after sensor (as adding numbers them); the map says so, also across sensors added between
+    batches."""
+    m = _Map()
+    for slots in ([0, 1], [], [2]):
+        m.sensor_start.append(len(m.slots))
+        m.slots.extend(slots)
+    m.ready()
+    assert m.ascending
+    m.sensor_start.append(len(m.slots))
+    m.slots.append(1)  # below the slot of the sensor before it
+    m.ready()
+    assert not m.ascending
