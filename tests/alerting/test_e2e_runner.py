@@ -9,7 +9,6 @@ store in the runner's thread), not timing, which the alerting tests drive on a M
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from earlywarn.clock import SystemClock
 from earlywarn.embedded_broker import free_port
 from earlywarn.registry import Registry
 from earlywarn.settings import RunSettings
-from tests.alerting.night import channels_to, sent
+from tests.alerting.night import channels_to, link_in, sent
 from tests.conftest import MqttProbe
 from tests.services.http_recorder import HttpRecorder
 from tests.services.mosquitto import Mosquitto
@@ -67,11 +66,11 @@ def test_published_reading_calls_the_chain_and_the_link_stops_it(
         )
         body = sms.json()["body"]
         assert "回复" in body
-        link = re.search(r"http://127\.0\.0\.1:\d+/a/\S+", body)
-        assert link is not None, body
-        page = requests.get(link.group(0), timeout=5)
+        link = link_in(sms)
+        assert link.startswith(f"http://127.0.0.1:{port}/a/"), body
+        page = requests.get(link, timeout=5)
         assert page.status_code == 200 and "确认收到" in page.text
-        done = requests.post(link.group(0), data={"comment": "现场确认为误报"}, timeout=5)
+        done = requests.post(link, data={"comment": "现场确认为误报"}, timeout=5)
         assert done.status_code == 200 and "已确认" in done.text
         runner.wait_for(
             lambda: len([r for r in http_recorder.requests if r.path in ("/sms", "/im")]) >= 9,
