@@ -1,0 +1,434 @@
+"""The spool: a durable local queue of line-protocol lines in SQLite, in front of InfluxDB.
+
+Every line goes here first and leaves only when InfluxDB has taken it, or refused it for good
+(then it moves to the ``rejected`` table with the reason, kept for inspection). So an InfluxDB
+outage, a restart or a crash of our process costs no point: the drainer
+(:mod:`storage.drain`) sends the lines in order of their ids whenever the server is back.
+
+Durability settings, chosen deliberately:
+
+- **WAL journal**: appends (the runner) and peeks (the drainer) do not block each other, and a
+  commit is one sequential write to the log.
+- **synchronous=FULL**: every commit is fsynced before ``append`` returns, so a line the
+  caller was told is stored survives a power cut too. With NORMAL, WAL commits survive a
+  crash of the process but the last ones may roll back after a power loss or a kernel panic,
+  and the caller (an exporter that has already advanced its cursor, a runner that has
+  acknowledged the MQTT message) could not tell. Callers batch (one transaction per call,
+  e.g. 1,000 lines), so FULL costs one fsync per batch; ``bench/storage.py`` measures it.
+- **AUTOINCREMENT ids**: ids never repeat, even after the table empties, so "every line up to
+  id N" is always exactly the lines that were peeked, whatever was appended since.
+
+Size: running totals of bytes (UTF-8) and lines are kept in the ``meta`` table and updated in
+the same transaction as every change, so checking the limit costs no scan. At ``max_bytes``
+the spool logs one WARNING per crossing and counts ``over_limit``. Events (alarms,
+notifications, site snapshots) are never dropped. Readings are dropped only by an explicit
+policy (:class:`ReadingsAtLimit`), and counted.
+
+Cursors: an exporter that tails another durable log (the alert store's audit log) stores how
+far it got in the same transaction as the lines it made from it, so after a crash it neither
+loses nor repeats a line.
+
+One object may be shared by threads (a lock serialises its statements); several processes may
+open the same file (SQLite locks it; ``busy_timeout`` waits up to 30 s).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["Batch", "Klass", "ReadingsAtLimit", "Rejected", "Spool", "SpoolStats"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS line (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        klass INTEGER NOT NULL,
+        text TEXT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS cursor (name TEXT PRIMARY KEY, position INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS rejected (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        line_id INTEGER NOT NULL,
+        klass INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms INTEGER NOT NULL)""",
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('bytes', 0), ('lines', 0)",
+)
+
+_DROP_CHUNK = 1000
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Klass(enum.IntEnum):
+    """What a line is, for the size policy: readings may be dropped by policy, events never."""
+
+    READING = 0
+    EVENT = 1
+
+
+class ReadingsAtLimit(enum.StrEnum):
+    """What happens to readings once the spool holds ``max_bytes``.
+
+    Events are kept whatever the policy: an alarm or notification record is never dropped.
+    """
+
+    KEEP = "keep"
+    """Keep every reading: the spool grows past its limit (the disk is the limit) and warns."""
+    DROP_OLDEST = "drop-oldest"
+    """Delete the oldest readings to make room: recent data matters most in an emergency."""
+    DROP_NEW = "drop-new"
+    """Refuse new readings: the spool keeps the continuous older history."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Lines peeked from the head of the spool, in order, with their ids."""
+
+    ids: tuple[int, ...]
+    lines: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @property
+    def last_id(self) -> int:
+        """The highest id in the batch (0 for an empty batch)."""
+        return self.ids[-1] if self.ids else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A line the server refused for good, kept for inspection with the server's reason."""
+
+    line_id: int
+    klass: Klass
+    text: str
+    reason: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    """Counters since this object was opened (depth and size live in the file itself)."""
+
+    appended: int = 0
+    removed: int = 0
+    over_limit: int = 0
+    dropped_readings: int = 0
+    refused_readings: int = 0
+    rejected: int = 0
+
+
+class Spool:
+    """A durable FIFO of line-protocol lines in one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int,
+        readings_at_limit: ReadingsAtLimit = ReadingsAtLimit.KEEP,
+        clock_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        if max_bytes <= 0:
+            msg = f"max_bytes must be positive, got {max_bytes}"
+            raise ValueError(msg)
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.policy = ReadingsAtLimit(readings_at_limit)
+        self._clock_ms = clock_ms
+        self._lock = threading.Lock()
+        self._stats = SpoolStats()
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a transaction takes the
+        # write lock at its start and never fails half-way with "database is locked".
+        self._db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._transaction():
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        size = self.size_bytes()
+        self._over = size >= self.max_bytes
+        if self._over:
+            log.warning(
+                "Spool %s opened over its limit: %s bytes of %s, %s lines waiting",
+                self.path,
+                f"{size:,}",
+                f"{self.max_bytes:,}",
+                f"{self.depth():,}",
+            )
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        lines: Sequence[str],
+        *,
+        klass: Klass,
+        cursor: tuple[str, int] | None = None,
+    ) -> int:
+        """Store ``lines`` (and the cursor, if given) in one transaction; return how many stored.
+
+        Fewer than given only for readings under ``DROP_NEW`` at the limit (counted as
+        ``refused_readings``); the cursor is stored even then, since the exporter has dealt
+        with those positions. When this returns, the lines are on disk. ``ValueError`` for a
+        line with a newline (it would be two points to the server).
+        """
+        klass = Klass(klass)
+        sizes = [len(line.encode("utf-8")) for line in lines]
+        if any("\n" in line or "\r" in line for line in lines):
+            msg = "a spooled line must not contain a newline"
+            raise ValueError(msg)
+        dropped = refused = 0
+        with self._lock, self._transaction():
+            size, count = self._totals()
+            if (
+                klass is Klass.READING
+                and self.policy is ReadingsAtLimit.DROP_NEW
+                and size >= self.max_bytes
+            ):
+                refused, lines, sizes = len(lines), (), []
+            if lines:
+                self._db.executemany(
+                    "INSERT INTO line (klass, text) VALUES (?, ?)",
+                    ((int(klass), line) for line in lines),
+                )
+            size += sum(sizes)
+            count += len(lines)
+            if self.policy is ReadingsAtLimit.DROP_OLDEST and size > self.max_bytes:
+                dropped, freed = self._drop_oldest_readings(size - self.max_bytes)
+                size -= freed
+                count -= dropped
+            self._set_totals(size, count)
+            if cursor is not None:
+                name, position = cursor
+                self._db.execute(
+                    "INSERT INTO cursor (name, position) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                    (name, int(position)),
+                )
+        stats = self._stats
+        self._stats = replace(
+            stats,
+            appended=stats.appended + len(lines),
+            dropped_readings=stats.dropped_readings + dropped,
+            refused_readings=stats.refused_readings + refused,
+        )
+        if dropped or refused:
+            log.debug(
+                "Spool %s at its limit: %d readings dropped, %d refused",
+                self.path,
+                dropped,
+                refused,
+            )
+        self._check_limit(size, count)
+        return len(lines)
+
+    def remove(self, batch: Batch) -> int:
+        """Delete a peeked batch once the server has taken it; return lines deleted."""
+        return self.remove_through(batch.last_id)
+
+    def remove_through(self, line_id: int) -> int:
+        """Delete every line with an id up to ``line_id`` (a batch's settled prefix)."""
+        with self._lock, self._transaction():
+            removed, freed = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(CAST(text AS BLOB))), 0)"
+                " FROM line WHERE id <= ?",
+                (line_id,),
+            ).fetchone()
+            if removed:
+                self._db.execute("DELETE FROM line WHERE id <= ?", (line_id,))
+                size, count = self._totals()
+                size, count = size - freed, count - removed
+                self._set_totals(size, count)
+        if removed:
+            self._stats = replace(self._stats, removed=self._stats.removed + removed)
+            self._check_limit(size, count)
+        return int(removed)
+
+    def reject(self, refused: Sequence[tuple[int, str]]) -> int:
+        """Move lines the server refused for good, ``(line id, reason)``, to ``rejected``."""
+        moved = 0
+        at_ms = self._clock_ms()
+        with self._lock, self._transaction():
+            size, count = self._totals()
+            for line_id, reason in refused:
+                row = self._db.execute(
+                    "DELETE FROM line WHERE id = ? RETURNING klass, text", (line_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                self._db.execute(
+                    "INSERT INTO rejected (line_id, klass, text, reason, at_ms)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (line_id, row[0], row[1], reason, at_ms),
+                )
+                moved += 1
+                size -= len(row[1].encode("utf-8"))
+                count -= 1
+            self._set_totals(size, count)
+        self._stats = replace(self._stats, rejected=self._stats.rejected + moved)
+        self._check_limit(size, count)
+        return moved
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def peek(self, limit: int) -> Batch:
+        """The first ``limit`` lines in order; they stay until :meth:`remove`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, text FROM line ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        if not rows:
+            return Batch((), ())
+        ids, lines = zip(*rows, strict=True)
+        return Batch(ids, lines)
+
+    def depth(self) -> int:
+        """Lines waiting to be sent."""
+        with self._lock:
+            return self._totals()[1]
+
+    def size_bytes(self) -> int:
+        """UTF-8 bytes of the lines waiting (without SQLite's overhead)."""
+        with self._lock:
+            return self._totals()[0]
+
+    def oldest_ms(self) -> int | None:
+        """Timestamp of the next line to send (how far behind InfluxDB is), or ``None``."""
+        with self._lock:
+            row = self._db.execute("SELECT text FROM line ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return int(str(row[0]).rsplit(" ", 1)[1])
+
+    def cursor(self, name: str) -> int:
+        """Where the exporter ``name`` got to (0 if it never stored a position)."""
+        with self._lock:
+            row = self._db.execute("SELECT position FROM cursor WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def rejected(self, limit: int = 100) -> list[Rejected]:
+        """The most recently rejected lines, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT line_id, klass, text, reason, at_ms FROM rejected ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Rejected(r[0], Klass(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def rejected_count(self) -> int:
+        """Every line ever rejected and still kept in the file."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0])
+
+    @property
+    def stats(self) -> SpoolStats:
+        """Counters since this object was opened."""
+        return self._stats
+
+    @property
+    def over_limit(self) -> bool:
+        """Whether the spool currently holds ``max_bytes`` or more."""
+        return self._over
+
+    def close(self) -> None:
+        """Close the file (everything appended is already on disk)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- inside ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _totals(self) -> tuple[int, int]:
+        rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        return int(rows["bytes"]), int(rows["lines"])
+
+    def _set_totals(self, size: int, count: int) -> None:
+        self._db.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?", ((size, "bytes"), (count, "lines"))
+        )
+
+    def _drop_oldest_readings(self, excess: int) -> tuple[int, int]:
+        """Delete the oldest readings until ``excess`` bytes are freed (or none are left)."""
+        dropped = freed = 0
+        while freed < excess:
+            rows = self._db.execute(
+                "SELECT id, length(CAST(text AS BLOB)) FROM line WHERE klass = ?"
+                " ORDER BY id LIMIT ?",
+                (int(Klass.READING), _DROP_CHUNK),
+            ).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            for line_id, size in rows:
+                dropped += 1
+                freed += size
+                if freed >= excess:
+                    last = line_id
+                    break
+            self._db.execute(
+                "DELETE FROM line WHERE klass = ? AND id <= ?", (int(Klass.READING), last)
+            )
+        return dropped, freed
+
+    def _check_limit(self, size: int, count: int) -> None:
+        """Warn once when the spool reaches its limit; note when it is back under."""
+        if size >= self.max_bytes and not self._over:
+            self._over = True
+            self._stats = replace(self._stats, over_limit=self._stats.over_limit + 1)
+            log.warning(
+                "Spool %s reached its limit: %s bytes in %s lines (limit %s); InfluxDB is not"
+                " keeping up or is unreachable. Readings: %s; alarms and notifications are"
+                " always kept",
+                self.path,
+                f"{size:,}",
+                f"{count:,}",
+                f"{self.max_bytes:,}",
+                _POLICY_WORDS[self.policy],
+            )
+        elif size < self.max_bytes and self._over:
+            self._over = False
+            log.info(
+                "Spool %s is back under its limit: %s bytes in %s lines",
+                self.path,
+                f"{size:,}",
+                f"{count:,}",
+            )
+
+
+_POLICY_WORDS = {
+    ReadingsAtLimit.KEEP: "all kept, the spool keeps growing",
+    ReadingsAtLimit.DROP_OLDEST: "the oldest are dropped to make room",
+    ReadingsAtLimit.DROP_NEW: "new ones are refused",
+}
