@@ -178,6 +178,16 @@ class VictoriaMetrics:
         found.sort()
         return found
 
+    def metric(self, sample: str) -> float:
+        """One of the server's own metrics by its exact sample name with labels, e.g.
+        ``vm_rows_inserted_total{type="influx"}`` (samples received, duplicates included)."""
+        for line in self._get("/metrics").decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+        msg = f"victoria-metrics has no metric {sample}"
+        raise KeyError(msg)
+
     def _get(self, path: str, timeout_s: float = 10.0) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:  # noqa: S310
             return bytes(response.read())

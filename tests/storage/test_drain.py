@@ -14,7 +14,7 @@ import pytest
 from storage.drain import Drainer, SinkState
 from storage.spool import Klass, Spool
 from storage.writer import InfluxWriter, Outcome, WriteResult
-from tests.storage.fake_influx import FakeInflux
+from tests.storage.fake_influx import Answer, FakeInflux
 
 OK = WriteResult(Outcome.OK)
 DOWN = WriteResult(Outcome.RETRY, "connection refused")
@@ -227,3 +227,16 @@ def test_an_outage_during_bisection_keeps_the_unsettled_rest(spool: Spool) -> No
     after_outage = [line for write in sink.writes[4:] for line in write]
     assert not set(lines(2)) & set(after_outage)
     assert spool.depth() == 0
+
+
+def test_429_with_retry_after_through_the_real_writer(spool: Spool) -> None:
+    spool.append(lines(10), klass=Klass.READING)
+    with FakeInflux() as server, InfluxWriter(server.url, "t", "o", "b") as writer:
+        server.script(Answer(429, "too many requests", {"Retry-After": "12"}))
+        drainer = Drainer(spool, writer, now=Clock())
+        assert drainer.step() == 12.0
+        assert spool.depth() == 10
+        assert drainer.stats.last_error == "HTTP 429: too many requests"
+        assert drainer.step() == 1.0  # accepted now; spool empty
+        assert server.accepted == lines(10)
+        assert [r.status for r in server.requests] == [429, 204]
