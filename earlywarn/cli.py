@@ -22,6 +22,7 @@ from alerting.channels.config import ChannelSettings, env_references
 from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
+from alerting.store import AlertStore
 from earlywarn import __version__, alarms_cli
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
@@ -44,7 +45,8 @@ from earlywarn.messages import LANGUAGES
 from earlywarn.model import DEFAULT_TIMEZONE
 from earlywarn.registry import Registry, RegistryError, load_registry
 from earlywarn.runner import EmbeddedRunner
-from earlywarn.settings import RunSettings
+from earlywarn.settings import RunSettings, StorageSettings
+from earlywarn.storage_wiring import StorageRuntime
 from earlywarn.store_path import DEFAULT_STORE, STORE_ENV, store_path
 from earlywarn.yamlsource import Problem
 from ingest.mqtt import parse_mqtt_url
@@ -276,12 +278,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AlertingSetupError as exc:
         print(f"earlywarn run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        storage = _open_storage(args, registry, alerting.store)
+    except (ValueError, OSError) as exc:
+        alerting.close()
+        print(f"earlywarn run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     runner = EmbeddedRunner(
         registry,
         settings,
         sinks=[ConsoleSink(sys.stdout)],
         alerts=alerting.service,
         ack_server=alerting.ack_server,
+        storage=storage,
     )
 
     async def serve() -> None:
@@ -297,6 +306,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             ", ".join(sorted(channels)),
             settings.ack_listen or "off",
         )
+        if storage is None:
+            log.warning(
+                "no InfluxDB configured (--influx or EARLYWARN_INFLUX_URL): readings and alarm "
+                "history are not stored; alarms work as usual"
+            )
         counters = await runner.run(stop)
         print("earlywarn stopped\n" + counters.format(), flush=True)
 
@@ -305,6 +319,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         alerting.close()
     return EXIT_OK
+
+
+def _open_storage(
+    args: argparse.Namespace, registry: Registry, store: AlertStore
+) -> StorageRuntime | None:
+    """The storage runtime when an InfluxDB is configured, else ``None``."""
+    settings = StorageSettings.from_env(influx_url=args.influx, spool_path=args.spool)
+    if settings.influx_url is None:
+        return None
+    return StorageRuntime(settings, registry, SystemClock(), store)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -369,6 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
     run.add_argument(
         "--store", help=f"alert store file (default ${STORE_ENV} or ./{DEFAULT_STORE})"
+    )
+    run.add_argument(
+        "--influx",
+        metavar="URL",
+        help="InfluxDB to store readings and alarm history in, e.g. http://127.0.0.1:8086 "
+        "(default $EARLYWARN_INFLUX_URL; none: nothing is stored); token, org and bucket "
+        "from $EARLYWARN_INFLUX_TOKEN, _ORG, _BUCKET",
+    )
+    run.add_argument(
+        "--spool",
+        metavar="FILE",
+        help="the local spool points wait in for InfluxDB "
+        "(default $EARLYWARN_SPOOL or ./earlywarn-spool.db)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -27,6 +27,8 @@ class Counters:
     """Messages published to the dead-letter topic."""
     backpressure: int = 0
     """Times the MQTT thread had to wait because the hand-off was full."""
+    unstored: int = 0
+    """Accepted readings the storage spool could not take (a full disk, a broken file)."""
 
     def snapshot(self) -> dict[str, Any]:
         """A plain copy, safe to hand to another thread."""
@@ -39,12 +41,14 @@ class Counters:
             "alarms": dict(self.alarms),
             "deadletters": self.deadletters,
             "backpressure": self.backpressure,
+            "unstored": self.unstored,
         }
 
     def format(self) -> str:
         """Multi-line summary for the console."""
         rejected = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
         alarms = ", ".join(f"{k} {v}" for k, v in sorted(self.alarms.items())) or "none"
+        unstored = [f"  NOT STORED          {self.unstored}"] if self.unstored else []
         return "\n".join(
             [
                 f"  messages received   {self.received}",
@@ -55,5 +59,6 @@ class Counters:
                 f"  dead-letters sent   {self.deadletters}",
                 f"  alarm events        {sum(self.alarms.values())} ({alarms})",
                 f"  backpressure waits  {self.backpressure}",
+                *unstored,
             ]
         )

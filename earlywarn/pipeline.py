@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes, bool], None]
 """``publish(topic, payload, retain)`` with QoS 1."""
 
+ReadingsOut = Callable[[Sequence[Reading]], None]
+"""Takes every batch of accepted readings after evaluation (storage's spool)."""
+
 
 class Pipeline:
     """Decode, evaluate, emit. Holds the rule state of every sensor and the active alarms.
@@ -68,6 +71,8 @@ class Pipeline:
         self.publish_alarms = publish_alarms
         self.language: Language = language
         self.counters = Counters()
+        self.readings_out: ReadingsOut | None = None
+        """Where accepted readings go once evaluated (the storage spool), if anywhere."""
         self.active = ActiveAlarms()
         self.engine = FleetEngine()
         self._sensors: list[Sensor] = []
@@ -142,6 +147,18 @@ class Pipeline:
             for msg in msgs:
                 self._reject(
                     msg, [Rejection(Reason.INTERNAL_ERROR, "internal error; see the service log")]
+                )
+        if self.readings_out is not None:
+            # After the rules: storing must never delay an alarm. Before the runner
+            # acknowledges the messages to the broker: once acknowledged, a reading is in the
+            # spool, so a crash loses none.
+            try:
+                self.readings_out(readings)
+            except Exception:
+                self.counters.unstored += len(readings)
+                log.exception(
+                    "could not spool %d readings for InfluxDB (alarms are not affected)",
+                    len(readings),
                 )
 
     def evaluate(self, reading: Reading) -> list[AlarmEvent]:

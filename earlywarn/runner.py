@@ -1,4 +1,4 @@
-"""The embedded runner: one asyncio process, MQTT → rules → alerting.
+"""The embedded runner: one asyncio process, MQTT → rules → alerting and storage.
 
 paho's thread hands messages over (:mod:`ingest.handoff`); this loop takes them in batches,
 runs the :class:`Pipeline`, and acknowledges each message to the broker only after it was
@@ -21,6 +21,7 @@ from earlywarn.counters import Counters
 from earlywarn.pipeline import Pipeline
 from earlywarn.registry import Registry
 from earlywarn.settings import RunSettings
+from earlywarn.storage_wiring import StorageRuntime
 from ingest.handoff import Handoff
 from ingest.mqtt import Inbound, MqttConnection, parse_mqtt_url
 
@@ -39,8 +40,10 @@ class EmbeddedRunner:
         *,
         alerts: AlertService | None = None,
         ack_server: AckServer | None = None,
+        storage: StorageRuntime | None = None,
     ) -> None:
         self.settings = settings
+        self.storage = storage
         self.endpoint = parse_mqtt_url(settings.mqtt_url)
         self.alerts = alerts
         self.ack_server = ack_server
@@ -53,6 +56,8 @@ class EmbeddedRunner:
             publish_alarms=settings.publish_alarms,
             language=settings.language,
         )
+        if storage is not None:
+            self.pipeline.readings_out = storage.readings
         self.connection: MqttConnection | None = None
         self.handoff: Handoff[Inbound] | None = None
 
@@ -80,6 +85,8 @@ class EmbeddedRunner:
             # Before the first reading: settle sends a killed process left mid-way and plan
             # every open alarm, so an overdue call goes out now, not at the next event.
             self.alerts.start()
+        if self.storage is not None:
+            self.storage.start()
         if self.ack_server is not None and self.settings.ack_listen:
             host, _, port = self.settings.ack_listen.rpartition(":")
             await self.ack_server.start(host or "127.0.0.1", int(port))
@@ -88,19 +95,39 @@ class EmbeddedRunner:
         consumer = asyncio.create_task(self._consume(handoff, connection))
         ticker = asyncio.create_task(self._tick())
         escalator = asyncio.create_task(self._escalate(self.alerts)) if self.alerts else None
+        feeder = asyncio.create_task(self._store(self.storage)) if self.storage else None
         try:
             await stop.wait()
         finally:
             ticker.cancel()
             if escalator is not None:
                 escalator.cancel()
+            if feeder is not None:
+                feeder.cancel()
             handoff.close()
             await consumer
             self.counters.backpressure = handoff.backpressure
             await asyncio.to_thread(connection.stop)
             if self.ack_server is not None:
                 await self.ack_server.stop()
+            if self.storage is not None:
+                try:
+                    self.storage.catch_up()
+                finally:
+                    await asyncio.to_thread(self.storage.stop)
         return self.counters
+
+    async def _store(self, storage: StorageRuntime) -> None:
+        """Every second: alarm history and notifications into the spool; site snapshots."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                storage.step(self.pipeline.clock.now_ms())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Storage is second to alarms: log, and try again in a second.
+                log.exception("internal error while feeding the storage spool")
 
     async def _escalate(self, alerts: AlertService) -> None:
         """Send due escalation steps, every ``escalate_s``; sends run in worker threads."""

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerting.sinks import AlarmSink
+from alerting.store import AlertStore
 from earlywarn.alert_wiring import AlertingRuntime
 from earlywarn.clock import Clock
 from earlywarn.counters import Counters
 from earlywarn.registry import Registry
 from earlywarn.runner import EmbeddedRunner
 from earlywarn.settings import RunSettings
+from earlywarn.storage_wiring import StorageRuntime
 
 
 class RunnerThread:
@@ -31,9 +33,11 @@ class RunnerThread:
         clock: Clock | None = None,
         sinks: Sequence[AlarmSink] = (),
         alerting: Callable[[], AlertingRuntime] | None = None,
+        storage: Callable[[AlertStore | None], StorageRuntime] | None = None,
     ) -> None:
         self.runner = EmbeddedRunner(registry, settings, clock, sinks)
         self._alerting_factory = alerting
+        self._storage_factory = storage
         self.alerting: AlertingRuntime | None = None
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -52,6 +56,10 @@ class RunnerThread:
                 self.runner.alerts = self.alerting.service
                 self.runner.ack_server = self.alerting.ack_server
                 self.runner.pipeline.sinks.append(self.alerting.service)
+            if self._storage_factory is not None:
+                store = self.alerting.store if self.alerting is not None else None
+                self.runner.storage = self._storage_factory(store)
+                self.runner.pipeline.readings_out = self.runner.storage.readings
             try:
                 self.result = await self.runner.run(self._stop)
             finally:

@@ -1,0 +1,147 @@
+"""Storage for the embedded runner: the spool, its drain thread to InfluxDB, and the feeds.
+
+The runner's event loop only ever appends to the spool (a local SQLite file); sending to
+InfluxDB happens on a thread of its own, so a slow or absent InfluxDB never delays a reading
+or an alarm. While InfluxDB is down the spool grows; when it is back the backlog drains in
+order; after a restart the drain resumes from the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from alerting.store import AlertStore
+from earlywarn.clock import Clock
+from earlywarn.registry import Registry
+from earlywarn.settings import StorageSettings
+from earlywarn.storage_feed import AlertFeed, ReadingFeed, SiteSnapshots, drill_windows
+from storage.drain import Drainer
+from storage.spool import ReadingsAtLimit, Spool
+from storage.writer import InfluxWriter, LineSink
+
+log = logging.getLogger(__name__)
+
+POLICIES = {
+    "keep": ReadingsAtLimit.KEEP,
+    "drop-oldest": ReadingsAtLimit.DROP_OLDEST,
+    "drop-new": ReadingsAtLimit.DROP_NEW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStatus:
+    """What the operator wants to know about storage, in one look."""
+
+    backlog: int
+    spool_bytes: int
+    written: int
+    last_error: str | None
+
+
+class StorageRuntime:
+    """Owns the spool, the drain thread and the feeds; ``step`` is called every second."""
+
+    def __init__(
+        self,
+        settings: StorageSettings,
+        registry: Registry,
+        clock: Clock,
+        store: AlertStore | None = None,
+        sink: LineSink | None = None,
+    ) -> None:
+        if settings.influx_url is None and sink is None:
+            msg = "storage needs an InfluxDB URL (--influx or EARLYWARN_INFLUX_URL)"
+            raise ValueError(msg)
+        self.settings = settings
+        self.clock = clock
+        self.store = store
+        self.spool = self._open_spool()
+        self.sink: LineSink = sink or InfluxWriter(
+            settings.influx_url or "",
+            settings.influx_token,
+            settings.influx_org,
+            settings.influx_bucket,
+        )
+        self.readings = ReadingFeed(self.spool, registry)
+        self.alerts = AlertFeed(self.spool, store) if store is not None else None
+        self.sites = SiteSnapshots(self.spool, registry, store)
+        self.drainer: Drainer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_sites_ms = 0
+        if self.sites.unplaced:
+            log.info(
+                "sites without a location are not on the monitoring centre's map: %s",
+                ", ".join(self.sites.unplaced),
+            )
+
+    def _open_spool(self) -> Spool:
+        return Spool(
+            self.settings.spool_path,
+            max_bytes=self.settings.spool_max_bytes,
+            readings_at_limit=POLICIES[self.settings.readings_at_limit],
+        )
+
+    def start(self) -> None:
+        """Export what the alert store holds that the spool has not seen; start draining."""
+        self.step(self.clock.now_ms())
+        self._thread = threading.Thread(target=self._drain, name="earlywarn-storage", daemon=True)
+        self._thread.start()
+        log.info(
+            "storage: spool %s (%s points waiting), draining to %s bucket %s",
+            self.settings.spool_path,
+            self.spool.depth(),
+            self.settings.influx_url,
+            self.settings.influx_bucket,
+        )
+
+    def _drain(self) -> None:
+        # The spool serialises its own access, so the loop appends while this thread sends.
+        try:
+            self.drainer = Drainer(self.spool, self.sink)
+            self.drainer.run(self._stop)
+        except Exception:
+            log.exception("the storage drain stopped on an internal error; points stay spooled")
+
+    def step(self, now_ms: int) -> None:
+        """Feed the spool: new audit rows, the drill windows, and a site snapshot when due or
+        when the alarms changed."""
+        if self.store is not None:
+            self.readings.drill_windows = drill_windows(self.store, now_ms)
+        exported = self.alerts.catch_up() if self.alerts is not None else 0
+        # The map changes colour within a second of an alarm, not at the next snapshot.
+        if exported or now_ms >= self._next_sites_ms:
+            self.sites.write(now_ms)
+            self._next_sites_ms = now_ms + int(self.settings.site_every_s * 1000)
+
+    def status(self) -> StorageStatus:
+        """Backlog and progress (the drain's counters are read without a lock: a snapshot)."""
+        drainer = self.drainer
+        return StorageStatus(
+            backlog=self.spool.depth(),
+            spool_bytes=self.spool.size_bytes(),
+            written=drainer.stats.written if drainer else 0,
+            last_error=(drainer.stats.last_error or None) if drainer else None,
+        )
+
+    def catch_up(self) -> None:
+        """Export the audit rows written since the last step (at stop, on the loop thread:
+        the alert store belongs to it)."""
+        if self.alerts is not None:
+            self.alerts.catch_up()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the drain (what it has not sent stays in the spool for the next start); may
+        run on another thread than the loop's."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        left = self.spool.depth()
+        if left:
+            log.info("storage: %s points stay in the spool for the next start", left)
+        self.spool.close()
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            close()
