@@ -14,11 +14,12 @@ import pytest
 
 from dashboards.build import BuiltDashboard, build_dashboards
 from earlywarn.registry import Registry
-from tests.conftest import _service_missing
+from tests.conftest import EXAMPLE_REGISTRY, _service_missing
 from tests.dashboards.sample import BUCKET_MS, Sample, build_sample
 from tests.services.influxdb1 import InfluxDB1, find_influxd
 
 DATABASE = "earlywarn"
+EXAMPLE_REGISTRY_DIR = EXAMPLE_REGISTRY
 
 
 @pytest.fixture(scope="session")
