@@ -47,8 +47,11 @@ def _load(registry: Path, datasource_uid: str, err: TextIO) -> list[BuiltDashboa
         return None
 
 
-def cmd_build(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_build(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Write the dashboards and the provisioning files under ``--out``."""
+    out, err = out or sys.stdout, err or sys.stderr
     boards = _load(args.registry, args.datasource_uid, err)
     if boards is None:
         return EXIT_USAGE
@@ -70,8 +73,9 @@ def cmd_build(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     return EXIT_OK
 
 
-def cmd_push(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_push(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Upload dashboards (from ``--dir`` or ``--registry``) to ``--grafana``."""
+    out, err = out or sys.stdout, err or sys.stderr
     if not args.token:
         err.write(f"no Grafana token: give --token or set {TOKEN_ENV}\n")
         return EXIT_USAGE
