@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["FieldValue", "encode"]
+__all__ = ["FieldValue", "check_timestamp", "encode", "field_value", "series_key"]
 
 FieldValue = float | int | str | bool
 """What a field may hold: float, integer (written ``12i``), string or boolean."""
@@ -57,7 +57,8 @@ def _identifier(text: str, what: str, table: dict[int, str]) -> str:
     return text.translate(_CONTROL).translate(table)
 
 
-def _field_value(key: str, value: FieldValue) -> str:
+def field_value(key: str, value: FieldValue) -> str:
+    """One field's value as line protocol (``1.5``, ``12i``, ``true``, ``"text"``)."""
     # bool first: it is a subclass of int.
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -77,6 +78,26 @@ def _field_value(key: str, value: FieldValue) -> str:
     raise ValueError(msg)
 
 
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """The measurement and its sorted, escaped tags: the part of a line before the fields.
+
+    The same for every point of a series, so callers that write many points of few series
+    (readings) compute it once per series and cache it; see :func:`storage.schema.reading_line`.
+    """
+    parts = [_identifier(measurement, "measurement", _ESCAPE_MEASUREMENT)]
+    for key in sorted(tags):
+        value = tags[key]
+        if value == "":
+            continue
+        parts.append(
+            ","
+            + _identifier(key, "tag key", _ESCAPE_KEY)
+            + "="
+            + _identifier(value, f"tag {key!r}", _ESCAPE_KEY)
+        )
+    return "".join(parts)
+
+
 def encode(
     measurement: str,
     tags: Mapping[str, str],
@@ -92,26 +113,16 @@ def encode(
     if not fields:
         msg = f"a point of {measurement!r} needs at least one field"
         raise ValueError(msg)
-    if isinstance(ts_ms, bool) or not isinstance(ts_ms, int):
+    check_timestamp(ts_ms)
+    field_text = ",".join(
+        _identifier(key, "field key", _ESCAPE_KEY) + "=" + field_value(key, value)
+        for key, value in fields.items()
+    )
+    return f"{series_key(measurement, tags)} {field_text} {ts_ms}"
+
+
+def check_timestamp(ts_ms: int) -> None:
+    """``ValueError`` unless ``ts_ms`` is an integer (a float would be written as ``1.5e12``)."""
+    if type(ts_ms) is not int:
         msg = f"timestamp must be integer milliseconds, got {ts_ms!r}"
         raise ValueError(msg)
-    parts = [_identifier(measurement, "measurement", _ESCAPE_MEASUREMENT)]
-    for key in sorted(tags):
-        value = tags[key]
-        if value == "":
-            continue
-        parts.append(
-            ","
-            + _identifier(key, "tag key", _ESCAPE_KEY)
-            + "="
-            + _identifier(value, f"tag {key!r}", _ESCAPE_KEY)
-        )
-    parts.append(" ")
-    parts.append(
-        ",".join(
-            _identifier(key, "field key", _ESCAPE_KEY) + "=" + _field_value(key, value)
-            for key, value in fields.items()
-        )
-    )
-    parts.append(f" {ts_ms}")
-    return "".join(parts)

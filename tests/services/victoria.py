@@ -153,12 +153,12 @@ class VictoriaMetrics:
             key = (name, tuple(sorted(labels.items())))
             merged[key].extend(zip(item["timestamps"], item["values"], strict=True))
         out = []
-        for (name, labels), samples in sorted(merged.items()):
+        for (series_name, series_labels), samples in sorted(merged.items()):
             samples.sort()
             out.append(
                 Series(
-                    name,
-                    dict(labels),
+                    series_name,
+                    dict(series_labels),
                     [int(t) for t, _ in samples],
                     [float(v) for _, v in samples],
                 )
@@ -168,7 +168,7 @@ class VictoriaMetrics:
     def points(self, match: str = '{__name__=~".+"}') -> list[tuple[str, str, int, float]]:
         """Every sample as ``(name, labels as sorted k=v text, timestamp ms, value)``, sorted:
         easy to compare with what was written, duplicates included."""
-        found = []
+        found: list[tuple[str, str, int, float]] = []
         for series in self.export(match):
             labels = ",".join(f"{k}={v}" for k, v in sorted(series.labels.items()))
             found.extend(

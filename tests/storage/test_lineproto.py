@@ -293,3 +293,32 @@ def test_site_line() -> None:
         'site,enterprise=chem,site=tank-farm name="储罐区",lat=30.5,lon=114.0,'
         "status=-1i,active=0i,offline=12i,sensors=12i 10"
     )
+
+
+@given(
+    enterprise=_ident,
+    site=_ident,
+    sensor_id=_ident,
+    kind=_ident,
+    value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6),
+    quality=st.integers(0, 255),
+    drill=st.booleans(),
+)
+def test_the_cached_reading_line_is_the_general_encoding(
+    enterprise: str, site: str, sensor_id: str, kind: str, value: float, quality: int, drill: bool
+) -> None:
+    s = sensor(enterprise=enterprise, site=site, id=sensor_id, kind=kind)
+    tags = {"enterprise": enterprise, "site": site, "sensor": sensor_id, "kind": kind}
+    if drill:
+        tags["drill"] = "true"
+    fields = {"value": float(value), "quality": quality}
+    expected = encode("reading", tags, fields, 1_700_000_000_000)
+    line = schema.reading_line(s, Reading("x", 1_700_000_000_000, value, quality), drill=drill)
+    assert line == expected
+
+
+def test_reading_line_refuses_non_finite_values_and_float_timestamps() -> None:
+    with pytest.raises(ValueError, match="no NaN or infinity"):
+        schema.reading_line(sensor(), Reading("x", 1, math.nan))
+    with pytest.raises(ValueError, match="integer milliseconds"):
+        schema.reading_line(sensor(), Reading("x", 1.5, 1.0))  # type: ignore[arg-type]

@@ -210,8 +210,9 @@ def test_an_outage_loses_nothing_and_duplicates_nothing(
         assert spool.depth() == 10_000
         victoria.start()  # same port, same data
         drain(drainer)
-        assert drainer.stats.state is SinkState.UP
-        assert drainer.stats.written == 11_000
+        after = drainer.stats
+        assert after.state is SinkState.UP
+        assert after.written == 11_000
     written = [line for k in range(11) for line in batch(k)]
     points = victoria.points('{__name__=~"reading_.*"}')
     assert len(points) == 2 * 11_000  # value and quality, each exactly once
