@@ -132,7 +132,7 @@ def read_dashboards(directory: Path) -> list[BuiltDashboard]:
     """Dashboards written by :func:`write_dashboards`, read back for a push.
 
     The folder comes from the directory (its title) and the uid from a folder index written
-    beside them (``folders.json``), or is derived from the title when that is missing.
+    beside them (``folders.index``), or is derived from the title when that is missing.
     """
     index_path = directory / FOLDER_INDEX
     index: dict[str, str] = {}
@@ -149,13 +149,14 @@ def read_dashboards(directory: Path) -> list[BuiltDashboard]:
     return boards
 
 
-FOLDER_INDEX = "folders.json"
-"""Beside the folder directories: folder title → folder uid, so a push from files creates
-the same folders as a push from the registry."""
+FOLDER_INDEX = "folders.index"
+"""Beside the folder directories: folder title → folder uid (JSON), so a push from files
+creates the same folders as a push from the registry. Not named ``*.json``: Grafana's file
+provider would try to load it as a dashboard and log an error at every scan."""
 
 
 def write_folder_index(built: list[BuiltDashboard], out: Path) -> Path:
-    """Write ``dashboards/folders.json`` (title → uid) under ``out``."""
+    """Write ``dashboards/folders.index`` (title → uid) under ``out``."""
     path = out / DASHBOARDS_DIR / FOLDER_INDEX
     path.parent.mkdir(parents=True, exist_ok=True)
     index = {b.folder.title: b.folder.uid for b in built}

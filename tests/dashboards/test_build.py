@@ -197,7 +197,7 @@ def test_build_writes_dashboards_per_folder_and_provisioning(out_dir: Path) -> N
     files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.json"))
     assert "dashboards/应急监测中心/ew-centre.json" in files
     assert "dashboards/清江镇老街餐饮一条街/ew-gas-laojie-restaurants.json" in files
-    assert len([f for f in files if f != "dashboards/folders.json"]) == 7
+    assert len([f for f in files if f != "dashboards/folders.index"]) == 7
     first = (out_dir / "dashboards/应急监测中心/ew-centre.json").read_bytes()
 
     datasources = yaml.safe_load((out_dir / "provisioning/datasources/earlywarn.yaml").read_text())

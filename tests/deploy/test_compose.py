@@ -9,6 +9,7 @@ checked here against the project's real parser, settings and topic contract.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,9 @@ def test_grafana_finds_what_the_dashboards_job_builds(
     provider = yaml.safe_load((provisioning / "dashboards/earlywarn.yaml").read_text("utf-8"))
     dashboards = inside(provider["providers"][0]["options"]["path"])
     assert len(list(dashboards.rglob("ew-*.json"))) >= 4
+    for path in dashboards.rglob("*.json"):  # Grafana loads every one as a dashboard
+        model = json.loads(path.read_text("utf-8"))
+        assert model.get("title") and model.get("uid"), f"{path.name} is not a dashboard"
     source = yaml.safe_load((provisioning / "datasources/earlywarn.yaml").read_text("utf-8"))
     header = source["datasources"][0]["secureJsonData"]["httpHeaderValue1"]
     (variable,) = VARIABLE.findall(header)
