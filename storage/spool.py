@@ -34,15 +34,16 @@ open the same file (SQLite locks it; ``busy_timeout`` waits up to 30 s).
 
 from __future__ import annotations
 
-import enum
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+
+from storage.spool_types import Batch, Klass, ReadingsAtLimit, Rejected, SpoolStats
 
 __all__ = ["Batch", "Klass", "ReadingsAtLimit", "Rejected", "Spool", "SpoolStats"]
 
@@ -72,66 +73,6 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Klass(enum.IntEnum):
-    """What a line is, for the size policy: readings may be dropped by policy, events never."""
-
-    READING = 0
-    EVENT = 1
-
-
-class ReadingsAtLimit(enum.StrEnum):
-    """What happens to readings once the spool holds ``max_bytes``.
-
-    Events are kept whatever the policy: an alarm or notification record is never dropped.
-    """
-
-    KEEP = "keep"
-    """Keep every reading: the spool grows past its limit (the disk is the limit) and warns."""
-    DROP_OLDEST = "drop-oldest"
-    """Delete the oldest readings to make room: recent data matters most in an emergency."""
-    DROP_NEW = "drop-new"
-    """Refuse new readings: the spool keeps the continuous older history."""
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Lines peeked from the head of the spool, in order, with their ids."""
-
-    ids: tuple[int, ...]
-    lines: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    @property
-    def last_id(self) -> int:
-        """The highest id in the batch (0 for an empty batch)."""
-        return self.ids[-1] if self.ids else 0
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A line the server refused for good, kept for inspection with the server's reason."""
-
-    line_id: int
-    klass: Klass
-    text: str
-    reason: str
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolStats:
-    """Counters since this object was opened (depth and size live in the file itself)."""
-
-    appended: int = 0
-    removed: int = 0
-    over_limit: int = 0
-    dropped_readings: int = 0
-    refused_readings: int = 0
-    rejected: int = 0
-
-
 class Spool:
     """A durable FIFO of line-protocol lines in one SQLite file."""
 
@@ -157,7 +98,9 @@ class Spool:
         self._db = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            log.warning("Spool %s: SQLite would not use WAL here (%s)", self.path, mode)
         self._db.execute("PRAGMA synchronous=FULL")
         with self._transaction():
             for statement in _SCHEMA:
@@ -195,40 +138,36 @@ class Spool:
             msg = "a spooled line must not contain a newline"
             raise ValueError(msg)
         dropped = refused = 0
-        with self._lock, self._transaction():
-            size, count = self._totals()
-            if (
-                klass is Klass.READING
-                and self.policy is ReadingsAtLimit.DROP_NEW
-                and size >= self.max_bytes
-            ):
-                refused, lines, sizes = len(lines), (), []
-            if lines:
-                self._db.executemany(
-                    "INSERT INTO line (klass, text) VALUES (?, ?)",
-                    ((int(klass), line) for line in lines),
-                )
-            size += sum(sizes)
-            count += len(lines)
-            if self.policy is ReadingsAtLimit.DROP_OLDEST and size > self.max_bytes:
-                dropped, freed = self._drop_oldest_readings(size - self.max_bytes)
-                size -= freed
-                count -= dropped
-            self._set_totals(size, count)
-            if cursor is not None:
-                name, position = cursor
-                self._db.execute(
-                    "INSERT INTO cursor (name, position) VALUES (?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                    (name, int(position)),
-                )
-        stats = self._stats
-        self._stats = replace(
-            stats,
-            appended=stats.appended + len(lines),
-            dropped_readings=stats.dropped_readings + dropped,
-            refused_readings=stats.refused_readings + refused,
-        )
+        with self._lock:
+            with self._transaction():
+                size, count = self._totals()
+                if (
+                    klass is Klass.READING
+                    and self.policy is ReadingsAtLimit.DROP_NEW
+                    and size >= self.max_bytes
+                ):
+                    refused, lines, sizes = len(lines), (), []
+                if lines:
+                    self._db.executemany(
+                        "INSERT INTO line (klass, text) VALUES (?, ?)",
+                        ((int(klass), line) for line in lines),
+                    )
+                size += sum(sizes)
+                count += len(lines)
+                if self.policy is ReadingsAtLimit.DROP_OLDEST and size > self.max_bytes:
+                    dropped, freed = self._drop_oldest_readings(size - self.max_bytes)
+                    size -= freed
+                    count -= dropped
+                self._set_totals(size, count)
+                if cursor is not None:
+                    name, position = cursor
+                    self._db.execute(
+                        "INSERT INTO cursor (name, position) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                        (name, int(position)),
+                    )
+            self._count(appended=len(lines), dropped_readings=dropped, refused_readings=refused)
+            self._check_limit(size, count)
         if dropped or refused:
             log.debug(
                 "Spool %s at its limit: %d readings dropped, %d refused",
@@ -236,7 +175,6 @@ class Spool:
                 dropped,
                 refused,
             )
-        self._check_limit(size, count)
         return len(lines)
 
     def remove(self, batch: Batch) -> int:
@@ -245,19 +183,20 @@ class Spool:
 
     def remove_through(self, line_id: int) -> int:
         """Delete every line with an id up to ``line_id`` (a batch's settled prefix)."""
-        with self._lock, self._transaction():
-            removed, freed = self._db.execute(
-                "SELECT count(*), coalesce(sum(length(CAST(text AS BLOB))), 0)"
-                " FROM line WHERE id <= ?",
-                (line_id,),
-            ).fetchone()
-            if removed:
+        with self._lock:
+            with self._transaction():
+                removed, freed = self._db.execute(
+                    "SELECT count(*), coalesce(sum(length(CAST(text AS BLOB))), 0)"
+                    " FROM line WHERE id <= ?",
+                    (line_id,),
+                ).fetchone()
+                if not removed:
+                    return 0
                 self._db.execute("DELETE FROM line WHERE id <= ?", (line_id,))
                 size, count = self._totals()
                 size, count = size - freed, count - removed
                 self._set_totals(size, count)
-        if removed:
-            self._stats = replace(self._stats, removed=self._stats.removed + removed)
+            self._count(removed=removed)
             self._check_limit(size, count)
         return int(removed)
 
@@ -265,25 +204,26 @@ class Spool:
         """Move lines the server refused for good, ``(line id, reason)``, to ``rejected``."""
         moved = 0
         at_ms = self._clock_ms()
-        with self._lock, self._transaction():
-            size, count = self._totals()
-            for line_id, reason in refused:
-                row = self._db.execute(
-                    "DELETE FROM line WHERE id = ? RETURNING klass, text", (line_id,)
-                ).fetchone()
-                if row is None:
-                    continue
-                self._db.execute(
-                    "INSERT INTO rejected (line_id, klass, text, reason, at_ms)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (line_id, row[0], row[1], reason, at_ms),
-                )
-                moved += 1
-                size -= len(row[1].encode("utf-8"))
-                count -= 1
-            self._set_totals(size, count)
-        self._stats = replace(self._stats, rejected=self._stats.rejected + moved)
-        self._check_limit(size, count)
+        with self._lock:
+            with self._transaction():
+                size, count = self._totals()
+                for line_id, reason in refused:
+                    row = self._db.execute(
+                        "DELETE FROM line WHERE id = ? RETURNING klass, text", (line_id,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    self._db.execute(
+                        "INSERT INTO rejected (line_id, klass, text, reason, at_ms)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (line_id, row[0], row[1], reason, at_ms),
+                    )
+                    moved += 1
+                    size -= len(row[1].encode("utf-8"))
+                    count -= 1
+                self._set_totals(size, count)
+            self._count(rejected=moved)
+            self._check_limit(size, count)
         return moved
 
     # --- reading ---------------------------------------------------------------------------
@@ -402,11 +342,16 @@ class Spool:
             )
         return dropped, freed
 
+    def _count(self, **deltas: int) -> None:
+        """Add to the counters (under the lock: the runner and the drainer share them)."""
+        stats = self._stats
+        self._stats = replace(stats, **{k: getattr(stats, k) + v for k, v in deltas.items()})
+
     def _check_limit(self, size: int, count: int) -> None:
         """Warn once when the spool reaches its limit; note when it is back under."""
         if size >= self.max_bytes and not self._over:
             self._over = True
-            self._stats = replace(self._stats, over_limit=self._stats.over_limit + 1)
+            self._count(over_limit=1)
             log.warning(
                 "Spool %s reached its limit: %s bytes in %s lines (limit %s); InfluxDB is not"
                 " keeping up or is unreachable. Readings: %s; alarms and notifications are"

@@ -240,3 +240,27 @@ def test_429_with_retry_after_through_the_real_writer(spool: Spool) -> None:
         assert drainer.step() == 1.0  # accepted now; spool empty
         assert server.accepted == lines(10)
         assert [r.status for r in server.requests] == [429, 204]
+
+
+def test_a_runner_appending_while_the_drainer_drains_loses_and_repeats_nothing(
+    spool: Spool,
+) -> None:
+    """The runner's thread appends while the drainer's thread sends, on one Spool object."""
+    stop = threading.Event()
+    sink = RecordingSink()
+    drainer = Drainer(spool, sink, batch_lines=250, idle_s=0.0005)
+    thread = threading.Thread(target=drainer.run, args=(stop,))
+    thread.start()
+    try:
+        for k in range(100):
+            spool.append(lines(100, start=k * 100), klass=Klass.READING)
+        for _ in range(20_000):
+            if sum(map(len, sink.writes)) >= 10_000:
+                break
+            stop.wait(0.001)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert [line for w in sink.writes for line in w] == lines(10_000)
+    assert (spool.depth(), spool.size_bytes()) == (0, 0)
+    assert spool.stats.appended == spool.stats.removed == 10_000
