@@ -120,8 +120,9 @@ class Drainer:
         while not stop.is_set():
             try:
                 delay = self.step()
-            except Exception:
+            except Exception as exc:
                 # The spool's disk or file failing is not a reason to stop draining for ever.
+                self._last_error = f"{type(exc).__name__}: {exc}"
                 delay = self._next_backoff()
                 log.exception("Draining the spool failed; trying again in %.0f s", delay)
             if delay > 0 and stop.wait(delay):

@@ -178,6 +178,7 @@ def test_run_survives_a_failing_step(spool: Spool, caplog: pytest.LogCaptureFixt
     drainer.run(stop)  # the first failure backs off; the second sets stop
     assert len(calls) == 2
     assert "Draining the spool failed" in caplog.text
+    assert drainer.stats.last_error == "OSError: disk I/O error"
 
 
 # --- bisection, through the real writer and HTTP ----------------------------------------------
