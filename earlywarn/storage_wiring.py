@@ -138,9 +138,23 @@ class StorageRuntime:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        left = self.spool.depth()
-        if left:
-            log.info("storage: %s points stay in the spool for the next start", left)
+        stats = self.spool.stats
+        log.info(
+            "storage: %s points spooled and %s sent to InfluxDB this run; %s stay in the spool "
+            "for the next start",
+            stats.appended,
+            stats.removed,
+            self.spool.depth(),
+        )
+        lost = stats.dropped_readings + stats.refused_readings
+        if lost or stats.rejected:
+            log.warning(
+                "storage: %s readings not stored because the spool was full (policy %s); "
+                "%s lines refused by InfluxDB (kept in the spool's rejected table)",
+                lost,
+                self.settings.readings_at_limit,
+                stats.rejected,
+            )
         self.spool.close()
         close = getattr(self.sink, "close", None)
         if close is not None:
