@@ -80,15 +80,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from alerting.store import AlertStore  # noqa: E402
 from earlywarn.clock import SystemClock  # noqa: E402
 from earlywarn.model import AlarmEvent  # noqa: E402
 from earlywarn.pipeline import Pipeline  # noqa: E402
 from earlywarn.registry import Registry, load_registry  # noqa: E402
-from earlywarn.settings import RunSettings  # noqa: E402
+from earlywarn.settings import RunSettings, StorageSettings  # noqa: E402
+from earlywarn.storage_wiring import StorageRuntime  # noqa: E402
 from ingest.mqtt import Inbound  # noqa: E402
 from ingest.topics import READINGS_FILTER, up_topic  # noqa: E402
+from storage.writer import InfluxWriter  # noqa: E402
 from tests.services.mosquitto import Mosquitto  # noqa: E402
 from tests.services.runner_thread import RunnerThread  # noqa: E402
+from tests.services.victoria import VictoriaMetrics  # noqa: E402
 
 log = logging.getLogger("bench.e2e")
 
@@ -600,11 +604,17 @@ class RunnerConsumer:
 
     name = "embedded runner"
 
-    def __init__(self, registry: Registry, url: str, index_of_uid: dict[str, int]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        url: str,
+        index_of_uid: dict[str, int],
+        storage: Callable[[AlertStore | None], StorageRuntime] | None = None,
+    ) -> None:
         self.sink = LatencySink()
         self.client_id = f"bench-runner-{os.getpid()}"
         settings = RunSettings(mqtt_url=url, client_id=self.client_id)
-        self.thread = RunnerThread(registry, settings, sinks=[self.sink])
+        self.thread = RunnerThread(registry, settings, sinks=[self.sink], storage=storage)
         self.index_of_uid = index_of_uid
 
     def consumed(self) -> int:
@@ -995,6 +1005,7 @@ class Options:
     tcp_nodelay: bool
     pin_cpu: int | None
     quick: bool
+    storage: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -1071,6 +1082,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "test helper's config leave Nagle's algorithm on)",
     )
     p.add_argument("--quick", action="store_true", help="a ~40 s run with fewer, shorter steps")
+    p.add_argument(
+        "--storage",
+        action="store_true",
+        help="the runner also spools every reading and drains it to a real VictoriaMetrics",
+    )
     a = p.parse_args(argv)
     steps: tuple[int, ...] = QUICK_STEPS if a.quick else DEFAULT_STEPS
     if a.steps:
@@ -1096,6 +1112,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         tcp_nodelay=a.tcp_nodelay,
         pin_cpu=a.pin_cpu,
         quick=a.quick,
+        storage=a.storage,
     )
 
 
@@ -1231,7 +1248,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             bare_out = _measure(bare, pubs, opts)
         wipe_session("127.0.0.1", broker.port, bare.client_id)
 
-        runner = RunnerConsumer(registry, broker.url, {u: i for i, (u, _) in enumerate(catalog)})
+        storage = None
+        if opts.storage:
+            victoria = VictoriaMetrics(tmp / "victoria")
+            victoria.start()
+            stack.callback(victoria.stop)
+            spool = StorageSettings(influx_url=victoria.url, spool_path=str(tmp / "spool.db"))
+
+            def storage(store: AlertStore | None) -> StorageRuntime:
+                writer = InfluxWriter(victoria.url, "", "earlywarn", "earlywarn", gzip=False)
+                return StorageRuntime(spool, registry, SystemClock(), store, sink=writer)
+
+            print(f"runner stores every reading: spool {tmp / 'spool.db'} → {victoria.url}")
+        runner = RunnerConsumer(
+            registry, broker.url, {u: i for i, (u, _) in enumerate(catalog)}, storage
+        )
         runner.thread.start()
         with _stopping(lambda: _stop_runner(runner)):
             runner_out = _measure(runner, pubs, opts)

@@ -9,6 +9,7 @@ disconnects; anything not yet acknowledged is redelivered to the persistent sess
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from collections.abc import Sequence
@@ -57,7 +58,7 @@ class EmbeddedRunner:
             language=settings.language,
         )
         if storage is not None:
-            self.pipeline.readings_out = storage.readings
+            self.pipeline.readings_out = storage.writer.put
         self.connection: MqttConnection | None = None
         self.handoff: Handoff[Inbound] | None = None
 
@@ -107,15 +108,23 @@ class EmbeddedRunner:
             handoff.close()
             await consumer
             self.counters.backpressure = handoff.backpressure
-            await asyncio.to_thread(connection.stop)
-            if self.ack_server is not None:
-                await self.ack_server.stop()
             if self.storage is not None:
+                # Before disconnecting: the last readings are stored and their messages
+                # acknowledged, the last audit rows exported.
                 try:
                     self.storage.catch_up()
                 finally:
                     await asyncio.to_thread(self.storage.stop)
+                self.counters.unstored += self.storage.writer.unstored
+            await asyncio.to_thread(connection.stop)
+            if self.ack_server is not None:
+                await self.ack_server.stop()
         return self.counters
+
+    @staticmethod
+    def _ack(connection: MqttConnection, batch: Sequence[Inbound]) -> None:
+        for msg in batch:
+            connection.ack(msg.mid, msg.qos)
 
     async def _store(self, storage: StorageRuntime) -> None:
         """Every second: alarm history and notifications into the spool; site snapshots."""
@@ -159,8 +168,11 @@ class EmbeddedRunner:
             if not batch:
                 return
             self.pipeline.handle_batch(batch)
-            for msg in batch:
-                connection.ack(msg.mid, msg.qos)
+            if self.storage is not None:
+                # Acknowledged once their readings are in the spool, off this loop.
+                self.storage.writer.then(functools.partial(self._ack, connection, batch))
+            else:
+                self._ack(connection, batch)
             self.counters.backpressure = handoff.backpressure
             # A short pause after a partial batch lets readings gather, so the loop wakes once
             # per batch rather than once per message (cross-thread wake-ups dominate the cost

@@ -59,7 +59,7 @@ class RunnerThread:
             if self._storage_factory is not None:
                 store = self.alerting.store if self.alerting is not None else None
                 self.runner.storage = self._storage_factory(store)
-                self.runner.pipeline.readings_out = self.runner.storage.readings
+                self.runner.pipeline.readings_out = self.runner.storage.writer.put
             try:
                 self.result = await self.runner.run(self._stop)
             finally:
