@@ -85,7 +85,8 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
     (readings) compute it once per series and cache it; see :func:`storage.schema.reading_line`.
     """
     parts = [_identifier(measurement, "measurement", _ESCAPE_MEASUREMENT)]
-    for key in sorted(tags):
+    # Sorted as written: a key's control characters become spaces first.
+    for key in sorted(tags, key=lambda k: k.translate(_CONTROL)):
         value = tags[key]
         if value == "":
             continue
