@@ -9,34 +9,29 @@ writes. Lines go in over ``/write`` with millisecond precision, queries over ``/
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.services.mosquitto import free_port
+from tests.services.process import ServerProcess, find_binary, free_port
 
 CANDIDATES = ("/usr/bin/influxd", "/usr/local/bin/influxd")
 
 
 def find_influxd() -> str | None:
     """Path of the influxd binary, or ``None`` when it is not installed."""
-    found = shutil.which("influxd")
-    if found:
-        return found
-    return next((p for p in CANDIDATES if os.access(p, os.X_OK)), None)
+    return find_binary("influxd", CANDIDATES)
 
 
 class InfluxQueryError(RuntimeError):
     """InfluxDB answered a query with an error (the statement's message is kept)."""
 
 
-class InfluxDB1:
+class InfluxDB1(ServerProcess):
     """One influxd process with an HTTP API on ``url``."""
+
+    name = "influxd"
 
     def __init__(self, workdir: Path, *, binary: str | None = None) -> None:
         found = binary or find_influxd()
@@ -47,9 +42,8 @@ class InfluxDB1:
         self.workdir = workdir
         self.port = free_port()
         self.rpc_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / "influxd.log"
+        super().__init__(workdir / "influxd.log")
         self.config = workdir / "influxdb.conf"
         self.config.write_text(
             "reporting-enabled = false\n"
@@ -78,37 +72,17 @@ class InfluxDB1:
 
     def start(self, timeout_s: float = 20.0) -> None:
         """Start and wait until ``/ping`` answers 204."""
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "-config", str(self.config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                msg = f"influxd exited at start: {self.log.read_text(errors='replace')[-2000:]}"
-                raise RuntimeError(msg)
-            try:
-                if self.session.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        msg = f"influxd did not answer /ping on port {self.port} within {timeout_s} s"
-        raise RuntimeError(msg)
+        self._launch(
+            [self.binary, "-config", str(self.config)],
+            lambda: self.session.get(f"{self.url}/ping", timeout=0.5).status_code == 204,
+            timeout_s,
+            0.1,
+            f"did not answer /ping on port {self.port}",
+        )
 
     def stop(self) -> None:
-        """Terminate and wait."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        """Terminate, wait, and close the HTTP session."""
+        super().stop()
         self.session.close()
 
     def create_database(self, name: str) -> None:

@@ -6,33 +6,25 @@ the runner's persistent session and its queued QoS 1 messages, as in production.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import time
 from pathlib import Path
+
+from tests.services.process import ServerProcess, find_binary, free_port
+
+__all__ = ["Mosquitto", "find_mosquitto", "free_port"]
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
 def find_mosquitto() -> str | None:
     """Path of the mosquitto binary, or ``None`` when it is not installed."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return next((p for p in CANDIDATES if os.access(p, os.X_OK)), None)
+    return find_binary("mosquitto", CANDIDATES)
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mosquitto:
+class Mosquitto(ServerProcess):
     """One broker process; ``start``/``stop`` may be called repeatedly (same port, same data)."""
+
+    name = "mosquitto"
 
     def __init__(
         self,
@@ -51,10 +43,9 @@ class Mosquitto:
         self.binary = found
         self.workdir = workdir
         self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir / "mosquitto.log")
         self.config = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
@@ -74,33 +65,15 @@ class Mosquitto:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start and wait until the port accepts connections."""
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                msg = f"mosquitto exited at start: {self.log.read_text(errors='replace')[-2000:]}"
-                raise RuntimeError(msg)
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        msg = f"mosquitto did not listen on port {self.port} within {timeout_s} s"
-        raise RuntimeError(msg)
 
-    def stop(self) -> None:
-        """Terminate (SIGTERM, so persistence is written) and wait."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+
+        self._launch(
+            [self.binary, "-c", str(self.config)],
+            listening,
+            timeout_s,
+            0.05,
+            f"did not listen on port {self.port}",
+        )

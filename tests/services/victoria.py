@@ -19,10 +19,6 @@ restarted InfluxDB would. Used by ``tests/storage`` and ``bench/storage.py``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,17 +26,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services.mosquitto import free_port
+from tests.services.process import ServerProcess, find_binary, free_port
 
 CANDIDATES = ("/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics")
 
 
 def find_victoria() -> str | None:
     """Path of the victoria-metrics binary, or ``None`` when it is not installed."""
-    found = shutil.which("victoria-metrics")
-    if found:
-        return found
-    return next((p for p in CANDIDATES if os.access(p, os.X_OK)), None)
+    return find_binary("victoria-metrics", CANDIDATES)
 
 
 @dataclass(frozen=True)
@@ -53,8 +46,11 @@ class Series:
     values: list[float]
 
 
-class VictoriaMetrics:
+class VictoriaMetrics(ServerProcess):
     """One server process; ``start``/``stop`` may be called repeatedly (same port, same data)."""
+
+    name = "victoria-metrics"
+    stop_wait_s = 20.0  # SIGTERM: it flushes what it holds to disk
 
     def __init__(
         self,
@@ -72,9 +68,8 @@ class VictoriaMetrics:
         self.workdir = workdir
         self.port = port or free_port()
         self.dedup = dedup
-        self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
-        self.log = workdir / "victoria-metrics.log"
+        super().__init__(workdir / "victoria-metrics.log")
 
     @property
     def url(self) -> str:
@@ -96,36 +91,13 @@ class VictoriaMetrics:
 
     def start(self, timeout_s: float = 20.0) -> None:
         """Start and wait until ``/health`` answers OK."""
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self._args(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-2000:]
-                msg = f"victoria-metrics exited at start: {tail}"
-                raise RuntimeError(msg)
-            try:
-                if self._get("/health", timeout_s=0.5).strip() == b"OK":
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        msg = f"victoria-metrics did not become healthy on port {self.port} within {timeout_s} s"
-        raise RuntimeError(msg)
-
-    def stop(self) -> None:
-        """Terminate (SIGTERM: it flushes what it holds to disk) and wait."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self._launch(
+            self._args(),
+            lambda: self._get("/health", timeout_s=0.5).strip() == b"OK",
+            timeout_s,
+            0.05,
+            f"did not become healthy on port {self.port}",
+        )
 
     def restart(self) -> None:
         """Stop and start again on the same port with the same data."""
