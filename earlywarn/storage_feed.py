@@ -75,7 +75,7 @@ class AlertFeed:
 
     def step(self) -> int:
         """Export the next audit rows; return how many were read (0: caught up)."""
-        since = self.spool.cursor(self.CURSOR)
+        stored = since = self.spool.cursor(self.CURSOR)
         head = self.store.audit_head()[0]
         if since > head:
             # A new, empty alert store beside an old spool: start again from its first row.
@@ -89,7 +89,7 @@ class AlertFeed:
             since = 0
         rows = self.store.audit(since_seq=since, limit=self.batch)
         if not rows:
-            if since != self.spool.cursor(self.CURSOR):
+            if since != stored:
                 self.spool.append([], klass=Klass.EVENT, cursor=(self.CURSOR, since))
             return 0
         lines: list[str] = []
@@ -149,9 +149,8 @@ class AlertFeed:
                 "audit row %s: alarm %s is not in the store; not exported", row.seq, alarm_id
             )
             return []
-        state = str(d["to_state"])
+        state = State(d["to_state"])
         level = Level[str(d["to_level"]).upper()] if d.get("to_level") else None
-        active = state in (State.ACTIVE_UNACKED.value, State.ACTIVE_ACKED.value)
 
         def fact(key: str, fallback: object) -> Any:
             value = event.get(key)
@@ -167,8 +166,8 @@ class AlertFeed:
                 rule=str(fact("rule", record.rule if record else "")),
                 rule_kind=str(fact("rule_kind", record.rule_kind if record else "")),
                 level=level,
-                state=state,
-                severity=int(level) if active and level is not None else 0,
+                state=state.value,
+                severity=int(level) if state.active and level is not None else 0,
                 value=float(value),
                 message=str(fact("message", record.message if record else "")),
                 alarm_id=alarm_id,

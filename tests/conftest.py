@@ -17,6 +17,7 @@ from hypothesis import settings
 from paho.mqtt.enums import CallbackAPIVersion
 
 from earlywarn.registry import Registry, load_registry
+from tests.services.http_recorder import HttpRecorder
 from tests.services.mosquitto import Mosquitto, find_mosquitto
 
 # CI explores the same examples on every run (no flaky red builds from a new random draw) and
@@ -46,6 +47,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def http_recorder() -> Iterator[HttpRecorder]:
+    """An HTTP server on a free loopback port recording requests, answering from a script."""
+    with HttpRecorder() as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import pytest
 
 from alerting.notifications import Notification
 from earlywarn.model import Level
-from tests.services.http_recorder import HttpRecorder
 
 if TYPE_CHECKING:
     from tests.services.smtp_server import SmtpServer
@@ -52,13 +51,6 @@ def smtp_server() -> Iterator[SmtpServer]:
 def smtp_server_with_login() -> Iterator[SmtpServer]:
     """An SMTP server that requires AUTH as ``alarm`` / ``right-password``."""
     yield from _smtp_server({"alarm": "right-password"})
-
-
-@pytest.fixture
-def http_recorder() -> Iterator[HttpRecorder]:
-    """An HTTP server on a free loopback port recording requests, answering from a script."""
-    with HttpRecorder() as recorder:
-        yield recorder
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ line-protocol parser, which follows the InfluxDB reference.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,7 @@ def store(tmp_path: Path) -> AlertStore:
 
 def offline(sensor: str, ts: int) -> AlarmEvent:
     e = event(Change.RAISED, Level.YELLOW, None, ts, start_ms=ts, sensor=sensor, rule="offline")
-    return AlarmEvent(**{**_fields(e), "rule_kind": "offline"})
-
-
-def _fields(e: AlarmEvent) -> dict[str, object]:
-    return {name: getattr(e, name) for name in e.__dataclass_fields__}
+    return replace(e, rule_kind="offline")
 
 
 def test_readings_become_reading_points_with_their_sensor_tags(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,13 +33,6 @@ from tests.services.runner_thread import RunnerThread
 from tests.services.victoria import VictoriaMetrics
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def http_recorder() -> Iterator[HttpRecorder]:
-    """The SMS, voice and IM gateway: a local HTTP server that records what it receives."""
-    with HttpRecorder() as recorder:
-        yield recorder
 
 
 GAS = "ew/v1/huaxin-chem/tank-farm-1/GD-03/up"
