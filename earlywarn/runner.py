@@ -163,14 +163,18 @@ class EmbeddedRunner:
                 log.exception("internal error during a clock tick")
 
     async def _consume(self, handoff: Handoff[Inbound], connection: MqttConnection) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = await handoff.get_batch(self.settings.batch_max)
             if not batch:
                 return
             self.pipeline.handle_batch(batch)
             if self.storage is not None:
-                # Acknowledged once their readings are in the spool, off this loop.
-                self.storage.writer.then(functools.partial(self._ack, connection, batch))
+                # Acknowledged once their readings are in the spool, which is written off
+                # this loop; the acknowledgement itself is sent from here, as without storage
+                # (paho's calls from a second thread would contend with its network thread).
+                ack = functools.partial(self._ack, connection, batch)
+                self.storage.writer.then(functools.partial(loop.call_soon_threadsafe, ack))
             else:
                 self._ack(connection, batch)
             self.counters.backpressure = handoff.backpressure

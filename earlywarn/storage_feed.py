@@ -18,8 +18,8 @@ where the drain sends it to InfluxDB:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from alerting.holds import Window, WindowKind
 from alerting.lifecycle import AlarmRecord, State
@@ -31,6 +31,38 @@ from storage.schema import alarm_line, notification_line, reading_line, site_lin
 from storage.spool import Klass, Spool
 
 log = logging.getLogger(__name__)
+
+
+class EventAppend(Protocol):
+    """Where event lines go: straight into the spool, or queued for the runner's writer
+    thread (:class:`earlywarn.storage_wiring.SpoolWriter`), which calls ``failed`` if it could
+    not store them."""
+
+    def __call__(
+        self,
+        lines: Sequence[str],
+        cursor: tuple[str, int] | None = None,
+        failed: Callable[[], None] | None = None,
+    ) -> None: ...
+
+
+def spool_events(spool: Spool) -> EventAppend:
+    """An :class:`EventAppend` that stores at once, in the caller's thread (tests, tools)."""
+
+    def append(
+        lines: Sequence[str],
+        cursor: tuple[str, int] | None = None,
+        failed: Callable[[], None] | None = None,
+    ) -> None:
+        try:
+            spool.append(lines, klass=Klass.EVENT, cursor=cursor)
+        except Exception:
+            if failed is not None:
+                failed()
+            raise
+
+    return append
+
 
 ACTIVE = (State.ACTIVE_UNACKED, State.ACTIVE_ACKED)
 OFFLINE_RULE_KIND = "offline"
@@ -67,15 +99,33 @@ class AlertFeed:
 
     CURSOR = "alert-audit"
 
-    def __init__(self, spool: Spool, store: AlertStore, *, batch: int = 1000) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        store: AlertStore,
+        *,
+        batch: int = 1000,
+        append: EventAppend | None = None,
+    ) -> None:
         self.spool = spool
         self.store = store
         self.batch = batch
+        self.append = append or spool_events(spool)
         self._records: dict[str, AlarmRecord] = {}
+        # How far the export has got, lines queued included: the spool's cursor is read once
+        # here and again only after an append failed (see ``_rewind``), so a step never
+        # waits for the spool's lock.
+        self._position: int | None = None
+
+    def _rewind(self) -> None:
+        """The queued lines were not stored: continue from the spool's cursor next step."""
+        self._position = None
 
     def step(self) -> int:
         """Export the next audit rows; return how many were read (0: caught up)."""
-        stored = since = self.spool.cursor(self.CURSOR)
+        if self._position is None:
+            self._position = self.spool.cursor(self.CURSOR)
+        stored = since = self._position
         head = self.store.audit_head()[0]
         if since > head:
             # A new, empty alert store beside an old spool: start again from its first row.
@@ -90,12 +140,14 @@ class AlertFeed:
         rows = self.store.audit(since_seq=since, limit=self.batch)
         if not rows:
             if since != stored:
-                self.spool.append([], klass=Klass.EVENT, cursor=(self.CURSOR, since))
+                self._position = since
+                self.append([], (self.CURSOR, since), self._rewind)
             return 0
         lines: list[str] = []
         for row in rows:
             lines.extend(self._lines(row))
-        self.spool.append(lines, klass=Klass.EVENT, cursor=(self.CURSOR, rows[-1].seq))
+        self._position = rows[-1].seq
+        self.append(lines, (self.CURSOR, rows[-1].seq), self._rewind)
         return len(rows)
 
     def catch_up(self) -> int:
@@ -187,8 +239,15 @@ class SiteSnapshots:
     in the registry cannot be placed on a map and are skipped.
     """
 
-    def __init__(self, spool: Spool, registry: Registry, store: AlertStore | None) -> None:
-        self.spool = spool
+    def __init__(
+        self,
+        spool: Spool,
+        registry: Registry,
+        store: AlertStore | None,
+        *,
+        append: EventAppend | None = None,
+    ) -> None:
+        self.append = append or spool_events(spool)
         self.registry = registry
         self.store = store
         self.unplaced = [
@@ -240,10 +299,10 @@ class SiteSnapshots:
         return lines
 
     def write(self, now_ms: int) -> int:
-        """Spool the snapshot; return how many sites it holds."""
+        """Spool (or queue) the snapshot; return how many sites it holds."""
         lines = self.lines(now_ms)
         if lines:
-            self.spool.append(lines, klass=Klass.EVENT)
+            self.append(lines)
         return len(lines)
 
 

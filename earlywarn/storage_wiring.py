@@ -1,9 +1,10 @@
 """Storage for the embedded runner: the spool, its drain thread to InfluxDB, and the feeds.
 
-The runner's event loop only ever appends to the spool (a local SQLite file); sending to
-InfluxDB happens on a thread of its own, so a slow or absent InfluxDB never delays a reading
-or an alarm. While InfluxDB is down the spool grows; when it is back the backlog drains in
-order; after a restart the drain resumes from the spool.
+The runner's event loop never waits for the disk or the network: it reads the alert store
+and queues lines; a writer thread appends them to the spool (a local SQLite file) and a drain
+thread sends the spool to InfluxDB, so neither a slow disk nor a slow or absent InfluxDB
+delays a reading or an alarm. While InfluxDB is down the spool grows; when it is back the
+backlog drains in order; after a restart the drain resumes from the spool.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from earlywarn.registry import Registry
 from earlywarn.settings import StorageSettings
 from earlywarn.storage_feed import AlertFeed, ReadingFeed, SiteSnapshots, drill_windows
 from storage.drain import Drainer
-from storage.spool import ReadingsAtLimit, Spool
+from storage.spool import Klass, ReadingsAtLimit, Spool
 from storage.writer import InfluxWriter, LineSink
 
 log = logging.getLogger(__name__)
@@ -33,23 +34,38 @@ POLICIES = {
 }
 
 
-class ReadingWriter:
-    """Appends readings to the spool on a thread of its own, then acknowledges their messages.
+@dataclass(frozen=True, slots=True)
+class _Events:
+    """Event lines (alarms, notifications, site status) and the exporter cursor they carry."""
 
-    An append is fsynced (a few milliseconds); done on the event loop for every micro-batch
-    it delayed the next batch's alarms (``bench/e2e.py --storage``: p99 reading → alarm went
-    from 8 to 58 ms at 5,000 msg/s). Here the loop only queues. The thread takes everything
-    queued at once and appends it in one transaction (group commit: under load one fsync
-    serves many batches), and only then runs the acknowledgements queued after those
-    readings, in order. So a message is acknowledged to the broker only once its readings are
-    on disk: a crash before that makes the broker redeliver it. The unacknowledged messages
-    are bounded by the broker's in-flight window, which also bounds this queue.
+    lines: list[str]
+    cursor: tuple[str, int] | None
+    failed: Callable[[], None] | None
+
+
+class SpoolWriter:
+    """Every append to the spool, on a thread of its own; then the acknowledgements.
+
+    An append is fsynced (a few milliseconds, and tens when the drain is deleting sent lines
+    or SQLite checkpoints its log). Done on the event loop it delayed the alarms of the
+    readings behind it: ``bench/e2e.py --storage`` measured p99 reading → alarm going from 8
+    to 58 ms at 5,000 msg/s with readings appended on the loop, and still about 200 ms over
+    15 s while the alarm history and the site snapshots were. Here the loop only queues.
+
+    The thread takes everything queued at once: all readings in one transaction (group
+    commit: under load one fsync serves many batches), each event append in its own (it may
+    carry an exporter's cursor), and only then runs the callbacks queued after them, in order
+    (the runner's hand the acknowledgements back to its loop). So a message is acknowledged
+    to the broker only once its readings are on disk: a crash before that makes the broker
+    redeliver it. The unacknowledged messages are
+    bounded by the broker's in-flight window, which also bounds this queue.
     """
 
-    def __init__(self, feed: ReadingFeed) -> None:
-        self.feed = feed
+    def __init__(self, spool: Spool, readings: ReadingFeed) -> None:
+        self.spool = spool
+        self.feed = readings
         self.unstored = 0
-        self._queue: queue.SimpleQueue[list[Reading] | Callable[[], None] | None]
+        self._queue: queue.SimpleQueue[list[Reading] | _Events | Callable[[], object] | None]
         self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="earlywarn-spool", daemon=True)
 
@@ -61,7 +77,17 @@ class ReadingWriter:
         """Queue readings (from the loop; returns at once)."""
         self._queue.put(list(readings))
 
-    def then(self, done: Callable[[], None]) -> None:
+    def events(
+        self,
+        lines: Sequence[str],
+        cursor: tuple[str, int] | None = None,
+        failed: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue event lines and the cursor to store with them; ``failed`` runs (on this
+        thread) if they could not be stored, so the exporter reads them again."""
+        self._queue.put(_Events(list(lines), cursor, failed))
+
+    def then(self, done: Callable[[], object]) -> None:
         """Run ``done`` on this thread once everything queued before it is in the spool."""
         self._queue.put(done)
 
@@ -79,18 +105,10 @@ class ReadingWriter:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            readings = [r for item in items if isinstance(item, list) for r in item]
-            if readings:
-                try:
-                    self.feed(readings)
-                except Exception:
-                    # The alarms were already raised; a broken spool must not hold back the
-                    # acknowledgements (the broker would only redeliver what was evaluated).
-                    self.unstored += len(readings)
-                    log.exception(
-                        "could not spool %d readings for InfluxDB (alarms are not affected)",
-                        len(readings),
-                    )
+            self._store_readings([r for item in items if isinstance(item, list) for r in item])
+            for item in items:
+                if isinstance(item, _Events):
+                    self._store_events(item)
             for item in items:
                 if callable(item):
                     try:
@@ -99,6 +117,32 @@ class ReadingWriter:
                         log.exception("internal error while acknowledging stored readings")
             if None in items:
                 return
+
+    def _store_readings(self, readings: list[Reading]) -> None:
+        if not readings:
+            return
+        try:
+            self.feed(readings)
+        except Exception:
+            # The alarms were already raised; a broken spool must not hold back the
+            # acknowledgements (the broker would only redeliver what was evaluated).
+            self.unstored += len(readings)
+            log.exception(
+                "could not spool %d readings for InfluxDB (alarms are not affected)",
+                len(readings),
+            )
+
+    def _store_events(self, events: _Events) -> None:
+        try:
+            self.spool.append(events.lines, klass=Klass.EVENT, cursor=events.cursor)
+        except Exception:
+            log.exception(
+                "could not spool %d alarm, notification or site points for InfluxDB; "
+                "they are exported again from the alert store",
+                len(events.lines),
+            )
+            if events.failed is not None:
+                events.failed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +180,11 @@ class StorageRuntime:
             settings.influx_bucket,
         )
         self.readings = ReadingFeed(self.spool, registry)
-        self.writer = ReadingWriter(self.readings)
-        self.alerts = AlertFeed(self.spool, store) if store is not None else None
-        self.sites = SiteSnapshots(self.spool, registry, store)
+        self.writer = SpoolWriter(self.spool, self.readings)
+        self.alerts = (
+            AlertFeed(self.spool, store, append=self.writer.events) if store is not None else None
+        )
+        self.sites = SiteSnapshots(self.spool, registry, store, append=self.writer.events)
         self.drainer: Drainer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

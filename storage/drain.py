@@ -147,6 +147,8 @@ class Drainer:
             self._backlog = self.spool.depth()
             return self._failed(result)
         self.spool.remove(batch)
+        # Here, not in the appender's commits: this thread can afford the copy and its fsync.
+        self.spool.checkpoint()
         self._backlog = self.spool.depth()
         self._recovered()
         if self._backlog == 0:

@@ -28,12 +28,19 @@ Cursors: an exporter that tails another durable log (the alert store's audit log
 far it got in the same transaction as the lines it made from it, so after a crash it neither
 loses nor repeats a line.
 
-One object may be shared by threads (a lock serialises its statements); several processes may
-open the same file (SQLite locks it; ``busy_timeout`` waits up to 30 s).
+One object may be shared by threads; several processes may open the same file (SQLite locks
+it; ``busy_timeout`` waits up to 30 s). Writes go through one connection (a lock serialises
+them), reads through another: under WAL a reader sees the last commit and never waits for a
+writer, so the drainer peeking 5,000 lines, or the runner asking for the depth, never holds up
+an append (and with it the acknowledgement of MQTT messages) behind an fsync, and an append
+never holds up a peek. :meth:`checkpoint` copies the log into the database file (the drainer
+calls it after each step), so an append does not pay for that either; an append does it itself
+only after ``checkpoint_every`` commits without one (no drainer running).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -83,6 +90,7 @@ class Spool:
         max_bytes: int,
         readings_at_limit: ReadingsAtLimit = ReadingsAtLimit.KEEP,
         clock_ms: Callable[[], int] = _wall_ms,
+        checkpoint_every: int = 2_000,
     ) -> None:
         if max_bytes <= 0:
             msg = f"max_bytes must be positive, got {max_bytes}"
@@ -92,7 +100,10 @@ class Spool:
         self.policy = ReadingsAtLimit(readings_at_limit)
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._stats = SpoolStats()
+        self.checkpoint_every = checkpoint_every
+        self._commits = 0
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a transaction takes the
         # write lock at its start and never fails half-way with "database is locked".
         self._db = sqlite3.connect(
@@ -102,9 +113,13 @@ class Spool:
         if mode != "wal":
             log.warning("Spool %s: SQLite would not use WAL here (%s)", self.path, mode)
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         with self._transaction():
             for statement in _SCHEMA:
                 self._db.execute(statement)
+        self._reader = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
         size = self.size_bytes()
         self._over = size >= self.max_bytes
         if self._over:
@@ -148,9 +163,13 @@ class Spool:
                 ):
                     refused, lines, sizes = len(lines), (), []
                 if lines:
-                    self._db.executemany(
-                        "INSERT INTO line (klass, text) VALUES (?, ?)",
-                        ((int(klass), line) for line in lines),
+                    # One statement for the whole batch: ``executemany`` would run one step
+                    # per line, each releasing and taking back the GIL, which under load
+                    # means waiting for the event loop's thread every time.
+                    self._db.execute(
+                        "INSERT INTO line (klass, text)"
+                        " SELECT ?, value FROM json_each(?) ORDER BY key",
+                        (int(klass), json.dumps(list(lines), ensure_ascii=False)),
                     )
                 size += sum(sizes)
                 count += len(lines)
@@ -230,8 +249,8 @@ class Spool:
 
     def peek(self, limit: int) -> Batch:
         """The first ``limit`` lines in order; they stay until :meth:`remove`."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 "SELECT id, text FROM line ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
         if not rows:
@@ -241,32 +260,34 @@ class Spool:
 
     def depth(self) -> int:
         """Lines waiting to be sent."""
-        with self._lock:
-            return self._totals()[1]
+        with self._read_lock:
+            return _totals(self._reader)[1]
 
     def size_bytes(self) -> int:
         """UTF-8 bytes of the lines waiting (without SQLite's overhead)."""
-        with self._lock:
-            return self._totals()[0]
+        with self._read_lock:
+            return _totals(self._reader)[0]
 
     def oldest_ms(self) -> int | None:
         """Timestamp of the next line to send (how far behind InfluxDB is), or ``None``."""
-        with self._lock:
-            row = self._db.execute("SELECT text FROM line ORDER BY id LIMIT 1").fetchone()
+        with self._read_lock:
+            row = self._reader.execute("SELECT text FROM line ORDER BY id LIMIT 1").fetchone()
         if row is None:
             return None
         return int(str(row[0]).rsplit(" ", 1)[1])
 
     def cursor(self, name: str) -> int:
         """Where the exporter ``name`` got to (0 if it never stored a position)."""
-        with self._lock:
-            row = self._db.execute("SELECT position FROM cursor WHERE name = ?", (name,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT position FROM cursor WHERE name = ?", (name,)
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def rejected(self, limit: int = 100) -> list[Rejected]:
         """The most recently rejected lines, newest first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 "SELECT line_id, klass, text, reason, at_ms FROM rejected ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -274,8 +295,8 @@ class Spool:
 
     def rejected_count(self) -> int:
         """Every line ever rejected and still kept in the file."""
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0])
+        with self._read_lock:
+            return int(self._reader.execute("SELECT count(*) FROM rejected").fetchone()[0])
 
     @property
     def stats(self) -> SpoolStats:
@@ -287,10 +308,26 @@ class Spool:
         """Whether the spool currently holds ``max_bytes`` or more."""
         return self._over
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, as far as readers allow.
+
+        PASSIVE: it neither waits for nor blocks an append. Without it the log would only
+        grow (automatic checkpoints are off, see the module docstring).
+        """
+        with self._read_lock:
+            self._reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self._lock:
+            self._commits = 0
+
     def close(self) -> None:
         """Close the file (everything appended is already on disk)."""
-        with self._lock:
-            self._db.close()
+        with self._lock, self._read_lock:
+            self._reader.close()
+            try:
+                # The last connection to close checkpoints and removes the log.
+                self._db.execute("PRAGMA wal_autocheckpoint=1000")
+            finally:
+                self._db.close()
 
     def __enter__(self) -> Spool:
         return self
@@ -309,10 +346,14 @@ class Spool:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._commits += 1
+        if self._commits >= self.checkpoint_every:
+            # Nobody checkpointed for a long time (no drainer running): do it here.
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self._commits = 0
 
     def _totals(self) -> tuple[int, int]:
-        rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        return int(rows["bytes"]), int(rows["lines"])
+        return _totals(self._db)
 
     def _set_totals(self, size: int, count: int) -> None:
         self._db.executemany(
@@ -370,6 +411,11 @@ class Spool:
                 f"{size:,}",
                 f"{count:,}",
             )
+
+
+def _totals(db: sqlite3.Connection) -> tuple[int, int]:
+    rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    return int(rows["bytes"]), int(rows["lines"])
 
 
 _POLICY_WORDS = {

@@ -181,6 +181,10 @@ def test_the_broker_refuses_anonymous_clients_and_uses_the_mounted_files(
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8").split("\n")
     settings = dict(line.split(" ", 1) for line in conf if line and not line.startswith("#"))
     assert settings["allow_anonymous"] == "false"
+    # earlywarn acknowledges after the spool's fsync: the default window of 20 would throttle.
+    assert int(settings["max_inflight_messages"]) >= 1000
+    assert int(settings["max_queued_messages"]) >= 100_000
+    assert settings["set_tcp_nodelay"] == "true"
     mounted = {t for _s, t in bind_mounts(services["mosquitto"])}
     assert settings["acl_file"] in mounted
     assert settings["password_file"].startswith("/mosquitto/auth/")

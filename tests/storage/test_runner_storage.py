@@ -107,7 +107,11 @@ def test_readings_alarms_and_notifications_reach_the_line_protocol_server(
                 10,
                 "the readings and the alarm waiting in the spool",
             )
-            assert runner.call(lambda: storage.status().last_error)
+            runner.wait_for(
+                lambda: runner.call(lambda: storage.status().last_error) is not None,
+                10,
+                "the drain to report InfluxDB unreachable",
+            )
             victoria.start()
 
         def arrived() -> bool:

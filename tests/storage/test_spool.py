@@ -219,3 +219,50 @@ def test_rejected_lines_are_kept_with_their_reason(tmp_path: Path) -> None:
         )
         assert older.text == readings(3)[1]
         assert spool.stats.rejected == 2
+
+
+def _wal_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_reads_do_not_wait_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
+    """Another connection in the middle of a write transaction (a slow fsync, the drain
+    deleting a batch) does not hold up peek, depth or cursor: they see the last commit."""
+    path = tmp_path / "s.db"
+    with Spool(path, max_bytes=10**9) as spool:
+        spool.append(readings(3), klass=Klass.READING, cursor=("audit", 7))
+        writer = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO line (klass, text) VALUES (1, 'uncommitted 1')")
+        try:
+            assert list(spool.peek(10).lines) == readings(3)
+            assert (spool.depth(), spool.cursor("audit")) == (3, 7)
+            assert spool.oldest_ms() == 1_700_000_000_000
+        finally:
+            writer.rollback()
+            writer.close()
+
+
+def test_the_log_is_copied_back_by_checkpoints_not_by_appends(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Spool(path, max_bytes=10**9, checkpoint_every=50) as spool:
+        for i in range(49):
+            spool.append(readings(100, start=i * 100, width=200), klass=Klass.READING)
+        grown = _wal_bytes(path)
+        assert grown > 49 * 100 * 200  # every append so far is only in the log
+        spool.checkpoint()
+        spool.remove(spool.peek(10_000))
+        spool.checkpoint()
+        # Once checkpointed, the log is written from its start again: it stops growing
+        # (without the checkpoints it would now hold twice as much).
+        for i in range(49):
+            spool.append(readings(100, start=i * 100, width=200), klass=Klass.READING)
+        assert _wal_bytes(path) < 1.5 * grown
+        # Without anyone checkpointing, the 50th commit does it itself.
+        for i in range(100):
+            spool.append(readings(100, start=i * 100, width=200), klass=Klass.READING)
+        assert _wal_bytes(path) < 1.5 * grown
+    assert not path.with_name("s.db-wal").exists()  # closing the last connection cleans up
+    with Spool(path, max_bytes=10**9) as again:
+        assert again.depth() == 149 * 100
