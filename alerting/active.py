@@ -59,6 +59,7 @@ class ActiveAlarms:
                     "start_ms": a.start_ms,
                     "message": a.message,
                 }
+                | ({"drill": True} if a.drill else {})
                 for a in active
             ],
             "event": event_to_dict(event),

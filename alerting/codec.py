@@ -22,7 +22,7 @@ def finite(value: float) -> float | None:
 
 def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
     """Plain dict of an event with levels as lower-case names."""
-    return {
+    out = {
         "alarm_id": event.alarm_id,
         "sensor": event.sensor,
         "enterprise": event.enterprise,
@@ -46,3 +46,6 @@ def event_to_dict(event: AlarmEvent) -> dict[str, Any]:
         "message": event.message,
         "flapping": event.flapping,
     }
+    if event.drill:
+        out["drill"] = True  # only on drill events: the payload of real ones is unchanged
+    return out

@@ -56,7 +56,7 @@ class AlertService:
         logged loudly, and the console and MQTT sinks still carry the event."""
         now = self.now_ms()
         try:
-            applied = self.store.apply_event(event, now, drill=self.drill)
+            applied = self.store.apply_event(event, now, drill=self.drill or event.drill)
             if applied is not None:
                 self.escalator.on_applied(applied, now)
         except Exception:

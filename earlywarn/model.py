@@ -53,12 +53,17 @@ def sensor_uid(enterprise: str, site: str, sensor: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One measured value of one registered sensor at one instant (epoch milliseconds, UTC)."""
+    """One measured value of one registered sensor at one instant (epoch milliseconds, UTC).
+
+    ``drill``: the publisher (a simulator or a replay run with ``--drill``) declared it drill
+    data; the alarms it raises are drill alarms.
+    """
 
     sensor: str
     ts_ms: int
     value: float
     quality: int = 0
+    drill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +221,9 @@ class AlarmEvent:
     An alarm is identified by (sensor, rule) and its start: ``alarm_id`` is stable for every
     event of one occurrence and new after the alarm cleared and came back. ``flapping``: the
     alarm is chattering (its level changed too often lately, see :mod:`rules.latch`), and
-    re-notification should be held back until it settles.
+    re-notification should be held back until it settles. ``drill``: a drill reading caused
+    it (the alert store makes the occurrence a drill from its start, routed to the drill
+    roster with 【演练】).
     """
 
     alarm_id: str
@@ -242,3 +249,4 @@ class AlarmEvent:
     message: str
     window_ms: int | None = None
     flapping: bool = False
+    drill: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -193,13 +194,17 @@ class Pipeline:
         for position, s, rule_event in found:
             by_reading.setdefault(position, []).append((s, rule_event))
         zoned_positions = set(zoned)
+        drills = {i for i, r in enumerate(readings) if r.drill}
         events: list[AlarmEvent] = []
         # Reading by reading, as the reference order has it: a reading's own events, then what
         # its zones make of the sensor's new levels.
         for position in sorted(by_reading.keys() | zoned_positions):
             own = by_reading.get(position, [])
+            drill = position in drills
             for s, rule_event in own:
                 event = to_alarm_event(self.registry, self._sensors[s], rule_event, self.language)
+                if drill:
+                    event = replace(event, drill=True)
                 self._emit(event)
                 events.append(event)
             if position not in zoned_positions or (stale[position] and not own):
@@ -208,7 +213,8 @@ class Pipeline:
             levels = before[s]
             for _s, rule_event in own:
                 levels[rule_event.rule_id] = int(rule_event.level) if rule_event.level else 0
-            events.extend(self._feed_zones(self._sensors[s], int(ts[position]), levels))
+            zone_events = self._feed_zones(self._sensors[s], int(ts[position]), levels, drill)
+            events.extend(zone_events)
         return events
 
     def _count(self, sensor: Ints, ts: Ints) -> Bools:
@@ -252,7 +258,9 @@ class Pipeline:
                 events.extend(self._feed_zones(self._sensors[s], now_ms, self._levels(s)))
         return events
 
-    def _feed_zones(self, sensor: Sensor, ts_ms: int, levels: dict[str, int]) -> list[AlarmEvent]:
+    def _feed_zones(
+        self, sensor: Sensor, ts_ms: int, levels: dict[str, int], drill: bool = False
+    ) -> list[AlarmEvent]:
         """Tell each zone of ``sensor`` the sensor's current level; emit the zone events.
 
         ``levels`` are the sensor's rule levels after the reading. Called after every
@@ -276,6 +284,8 @@ class Pipeline:
                     event = to_zone_alarm_event(
                         self.registry, zone, rule, rule_event, self.language
                     )
+                    if drill:
+                        event = replace(event, drill=True)
                     self._emit(event)
                     events.append(event)
         return events

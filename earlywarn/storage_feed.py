@@ -87,7 +87,8 @@ class ReadingFeed:
             reading_line(
                 self.sensors[r.sensor],
                 r,
-                drill=bool(windows) and any(w.covers(r.sensor, r.ts_ms) for w in windows),
+                drill=r.drill
+                or (bool(windows) and any(w.covers(r.sensor, r.ts_ms) for w in windows)),
             )
             for r in readings
         ]

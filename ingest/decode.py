@@ -97,7 +97,7 @@ def decode_reading_message(
                 )
             )
             continue
-        out.readings.append(Reading(sensor.uid, raw.ts_ms, raw.value, raw.quality))
+        out.readings.append(Reading(sensor.uid, raw.ts_ms, raw.value, raw.quality, raw.drill))
     out.readings.sort(key=lambda r: r.ts_ms)
     return out
 

@@ -34,6 +34,7 @@ class RawReading:
     quality: int = 0
     channel: str | None = None
     unit: str | None = None
+    drill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,11 @@ def _parse_item(item: dict[str, Any], where: str, out: Parsed) -> None:
         unit = item.get("unit")
         if unit is not None and not isinstance(unit, str):
             raise PayloadError(Reason.BAD_SHAPE, "'unit' must be a string")
+        drill = item.get("drill", False)
+        if not isinstance(drill, bool):
+            # Strictly a boolean: "false" (a string) would be true to Python and turn a real
+            # reading's alarm into a drill.
+            raise PayloadError(Reason.BAD_SHAPE, "'drill' must be true or false")
         has_v, has_values = "v" in item, "values" in item
         if has_v == has_values:
             raise PayloadError(Reason.BAD_SHAPE, "give exactly one of 'v' or 'values'")
@@ -129,7 +135,9 @@ def _parse_item(item: dict[str, Any], where: str, out: Parsed) -> None:
         return
     if has_v:
         try:
-            out.readings.append(RawReading(ts_ms, _number(item["v"], "'v'"), quality, None, unit))
+            out.readings.append(
+                RawReading(ts_ms, _number(item["v"], "'v'"), quality, None, unit, drill)
+            )
         except PayloadError as exc:
             out.rejected.append(ItemError(where or "message", exc))
         return
@@ -146,7 +154,9 @@ def _parse_item(item: dict[str, Any], where: str, out: Parsed) -> None:
         at = f"{where}values.{channel}" if where else f"values.{channel}"
         try:
             out.readings.append(
-                RawReading(ts_ms, _number(raw, f"channel {channel!r}"), quality, channel, unit)
+                RawReading(
+                    ts_ms, _number(raw, f"channel {channel!r}"), quality, channel, unit, drill
+                )
             )
         except PayloadError as exc:
             out.rejected.append(ItemError(at, exc))
@@ -222,6 +232,7 @@ def encode(readings: list[RawReading]) -> bytes:
                 and "values" in items[-1]
                 and items[-1]["ts"] == r.ts_ms
                 and (items[-1].get("q", 0) == r.quality)
+                and items[-1].get("drill", False) == r.drill
             ):
                 items[-1]["values"][r.channel] = r.value
                 continue
@@ -230,6 +241,8 @@ def encode(readings: list[RawReading]) -> bytes:
             item["q"] = r.quality
         if r.unit is not None:
             item["unit"] = r.unit
+        if r.drill:
+            item["drill"] = True
         items.append(item)
     doc: Any = items[0] if len(items) == 1 else items
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -84,3 +84,48 @@ def test_published_reading_calls_the_chain_and_the_link_stops_it(
         assert record.state.value == "active-acked"
         assert record.acked_by == "hx-ops-zhou"
         assert store.verify_audit() == []
+
+
+def test_a_drill_reading_raises_a_drill_alarm_for_the_drill_roster_only(
+    mosquitto: Mosquitto,
+    registry: Registry,
+    http_recorder: HttpRecorder,
+    probe_factory: Callable[..., MqttProbe],
+    tmp_path: Path,
+) -> None:
+    """``"drill": true`` in the payload (``simulate --drill``): the alarm is recorded as a
+    drill, says 【演练】, goes to the township duty officer, not the plant's chain, and the
+    retained alarm state says so; a real reading next to it is a real alarm."""
+    settings = RunSettings(mqtt_url=mosquitto.url, client_id="earlywarn-e2e-drill", escalate_s=0.05)
+    clock = SystemClock()
+
+    def alerting() -> AlertingRuntime:
+        return open_alerting(
+            registry, settings, clock, tmp_path / "alerts.db", channels_to(http_recorder)
+        )
+
+    watcher = probe_factory("watcher")
+    watcher.subscribe("ew/v1/huaxin-chem/+/+/alarm")
+    runner = RunnerThread(registry, settings, clock, alerting=alerting).start()
+    try:
+        device = probe_factory("device")
+        now = time.time_ns() // 1_000_000
+        device.publish(TANK_GAS, json.dumps({"ts": now, "v": 63.0, "drill": True}))
+        runner.wait_for(
+            lambda: {r.path for r in http_recorder.requests} >= {"/sms", "/im"},
+            15,
+            "the drill notice by SMS and IM (sent in the same step as any wrong call would be)",
+        )
+        bodies = [r.json() for r in http_recorder.requests]
+        texts = [b.get("text") or b.get("title") or b.get("message") for b in bodies]
+        assert all(str(t).startswith("【演练】") for t in texts), texts
+        assert sent(http_recorder, "/voice") == [], "a drill wakes nobody by phone"
+        assert all(to != OPS_PHONE for to, _ in sent(http_recorder, "/sms"))
+        retained = json.loads(watcher.wait_for(TANK_GAS.replace("/up", "/alarm"))[-1].payload)
+        assert retained["level"] == "red" and retained["event"]["drill"] is True
+        assert retained["active"][0]["drill"] is True
+    finally:
+        runner.stop()
+    with AlertStore(tmp_path / "alerts.db") as store:
+        (record,) = store.list_alarms()
+        assert record.drill is True

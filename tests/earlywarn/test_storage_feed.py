@@ -71,7 +71,9 @@ def test_readings_in_a_drill_window_carry_the_drill_tag(
     feed.drill_windows = drill_windows(store, 10)
     other_sensor = restaurant(registry, 0)
     feed([Reading(T101, 1_000, 12.5), Reading(T101, H + 1, 12.5), Reading(other_sensor, 1_000, 1)])
-    assert [p.tags.get("drill") for p in spooled(spool)] == ["true", None, None]
+    # A reading its publisher marked as drill data is one, window or not.
+    feed([Reading(other_sensor, 2_000, 1, drill=True)])
+    assert [p.tags.get("drill") for p in spooled(spool)] == ["true", None, None, "true"]
 
 
 def test_the_audit_log_becomes_alarm_and_notification_points_once(

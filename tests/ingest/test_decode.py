@@ -95,3 +95,12 @@ def test_deadletter_keeps_the_payload_or_a_safe_excerpt(registry: Registry) -> N
         base64.b64decode(doc["payload_b64"]) if "payload_b64" in doc else doc["payload"].encode()
     )
     assert excerpt == big[:EXCERPT_BYTES]
+
+
+def test_a_drill_flag_reaches_the_reading(registry: Registry) -> None:
+    decoded = decode_reading_message(
+        GAS, b'{"ts": 1795284000000, "v": 30, "drill": true}', registry, NOW
+    )
+    assert [r.drill for r in decoded.readings] == [True]
+    plain = decode_reading_message(GAS, b'{"ts": 1795284000000, "v": 30}', registry, NOW)
+    assert [r.drill for r in plain.readings] == [False]

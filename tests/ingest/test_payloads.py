@@ -118,6 +118,8 @@ def test_backfill_keeps_good_elements_and_rejects_bad_ones() -> None:
         (b'{"ts": 1795284000000}', Reason.BAD_SHAPE, "exactly one of"),
         (b'{"ts": 1795284000000, "v": 1, "values": {"a": 1}}', Reason.BAD_SHAPE, "exactly one"),
         (b'{"ts": 1795284000000, "v": 1, "q": -1}', Reason.BAD_SHAPE, "'q'"),
+        (b'{"ts": 1795284000000, "v": 1, "drill": "false"}', Reason.BAD_SHAPE, "'drill'"),
+        (b'{"ts": 1795284000000, "v": 1, "drill": 1}', Reason.BAD_SHAPE, "true or false"),
         (b"[]", Reason.BAD_SHAPE, "empty"),
         (b"42", Reason.BAD_SHAPE, "object or array"),
         (b"\xff\xfe", Reason.NOT_UTF8, "UTF-8"),
@@ -138,3 +140,14 @@ def test_rejections_say_why(payload: bytes, reason: Reason, words: str) -> None:
 def test_unknown_extra_keys_are_ignored() -> None:
     parsed = parse(b'{"ts": 1795284000000, "v": 3, "bat": 3.6, "seq": 17}')
     assert parsed.readings == [RawReading(1795284000000, 3.0)]
+
+
+def test_drill_readings_say_so_and_round_trip() -> None:
+    parsed = parse(b'[{"ts": 1795284000000, "v": 3, "drill": true}, {"ts": 1795284001000, "v": 4}]')
+    assert parsed.readings == [
+        RawReading(1795284000000, 3.0, drill=True),
+        RawReading(1795284001000, 4.0),
+    ]
+    assert parse(encode(parsed.readings)).readings == parsed.readings
+    both = [RawReading(TS, 1.0, channel="a", drill=True), RawReading(TS, 2.0, channel="b")]
+    assert parse(encode(both)).readings == both
