@@ -23,7 +23,7 @@ from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
 from alerting.store import AlertStore
-from earlywarn import __version__, alarms_cli, dashboards_cli
+from earlywarn import __version__, alarms_cli, dashboards_cli, onboard_cli
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
     ESCALATION_FILE,
@@ -438,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("registry", help="registry directory")
     check.set_defaults(func=cmd_check_registry)
 
+    onboard_cli.add_parser(sub)
     _add_alarm_commands(sub)
     return parser
 
