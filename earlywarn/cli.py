@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from alerting.channels.config import ChannelSettings, env_references
 from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
 from alerting.store import AlertStore
-from earlywarn import __version__, alarms_cli, dashboards_cli, onboard_cli
+from earlywarn import __version__, alarms_cli, api_cli, dashboards_cli, onboard_cli
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
     ESCALATION_FILE,
@@ -32,6 +33,8 @@ from earlywarn.alerting_config import (
     AlertingConfigError,
     load_alerting_config,
 )
+from earlywarn.api.tokens import TokensError
+from earlywarn.api_wiring import ApiSettings, onboarder_from_env, start_api
 from earlywarn.backtest import run_backtest
 from earlywarn.channels_file import (
     CHANNELS_FILE,
@@ -234,6 +237,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         registry = _load(path)
         if registry is None:
             return EXIT_USAGE
+        api = _api_settings(args, registry)
+        if api is False:
+            return EXIT_USAGE
         try:
             return asyncio.run(
                 run_demo(
@@ -243,6 +249,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     forever=args.forever,
                     language=args.lang,
                     store=Path(args.store) if args.store else None,
+                    api=api or None,
                 )
             )
         except KeyboardInterrupt:
@@ -265,6 +272,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_mqtt_url(settings.mqtt_url)
     except ValueError as exc:
         print(f"earlywarn run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    api = _api_settings(args, registry)
+    if api is False:
         return EXIT_USAGE
     try:
         channels = load_channels(registry.path)
@@ -311,7 +321,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "no InfluxDB configured (--influx or EARLYWARN_INFLUX_URL): readings and alarm "
                 "history are not stored; alarms work as usual"
             )
-        counters = await runner.run(stop)
+        server = None
+        if api:
+            onboarder = onboarder_from_env(registry, SystemClock())
+            server = await start_api(api, registry, runner, alerting.service, onboarder)
+        try:
+            counters = await runner.run(stop)
+        finally:
+            if server is not None:
+                await server.stop()
         print("earlywarn stopped\n" + counters.format(), flush=True)
 
     try:
@@ -319,6 +337,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         alerting.close()
     return EXIT_OK
+
+
+def _api_settings(
+    args: argparse.Namespace, registry: Registry
+) -> ApiSettings | Literal[False] | None:
+    """The API's settings (``None``: off); ``False`` after printing why they cannot work."""
+    try:
+        return ApiSettings.from_flags(args.api, args.api_tokens, registry)
+    except TokensError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+    except ValueError as exc:
+        print(f"earlywarn {args.command}: {exc}", file=sys.stderr)
+    return False
 
 
 def _open_storage(
@@ -377,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--store", help="keep the demo's alert store in this file (default: a temporary one)"
     )
+    _add_api_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="the long-running service: subscribe, evaluate, alarm")
@@ -407,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the local spool points wait in for InfluxDB "
         "(default $EARLYWARN_SPOOL or ./earlywarn-spool.db)",
     )
+    _add_api_flags(run)
     run.set_defaults(func=cmd_run)
 
     backtest = sub.add_parser("backtest", help="run recorded readings through the rules")
@@ -439,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_registry)
 
     onboard_cli.add_parser(sub)
+    api_cli.add_parser(sub)
     _add_alarm_commands(sub)
     return parser
 
@@ -622,6 +657,21 @@ def _add_alarm_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     mlist = macts.add_parser("list", parents=[common], help="windows in force or planned")
     mlist.add_argument("--all", action="store_true", help="every window, past ones too")
     mlist.set_defaults(func=_alarms(alarms_cli.cmd_maintenance_list))
+
+
+def _add_api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        metavar="HOST:PORT",
+        help="serve the HTTP API here, e.g. 127.0.0.1:8781 (default $EARLYWARN_API_LISTEN; "
+        "none: off); see docs/api.md",
+    )
+    parser.add_argument(
+        "--api-tokens",
+        metavar="FILE",
+        help="the API's tokens file (default $EARLYWARN_API_TOKENS); "
+        "make one with `earlywarn api-token add`",
+    )
 
 
 def _duration(text: str) -> float:

@@ -30,6 +30,7 @@ from alerting.console import ConsoleSink
 from alerting.policy import CHANNELS
 from alerting.store import AlertStore
 from earlywarn.alert_wiring import open_alerting
+from earlywarn.api_wiring import ApiSettings, start_api
 from earlywarn.clock import SystemClock
 from earlywarn.embedded_broker import EmbeddedBroker, free_port
 from earlywarn.messages import Language
@@ -78,12 +79,13 @@ async def run_demo(
     seed: int = 7,
     language: Language = "zh",
     store: Path | None = None,
+    api: ApiSettings | None = None,
 ) -> int:
-    """Run the demo; return the process exit code."""
+    """Run the demo; return the process exit code (``api``: also serve the HTTP API)."""
     logging.getLogger("earlywarn.pipeline").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="earlywarn-demo-") as scratch:
         where = store or Path(scratch) / "alerts.db"
-        code = await _run(registry, out, where, speed, forever, duration_s, seed, language)
+        code = await _run(registry, out, where, speed, forever, duration_s, seed, language, api)
         if store is not None:
             out.write(f"alert store kept at {store}: try `earlywarn alarms list --store {store}`\n")
         return code
@@ -103,6 +105,7 @@ async def _run(
     duration_s: float,
     seed: int,
     language: Language,
+    api: ApiSettings | None = None,
 ) -> int:
     async with EmbeddedBroker() as broker:
         recorder = _Recorder([])
@@ -129,6 +132,9 @@ async def _run(
         await _wait_for(
             lambda: runner.connection is not None and runner.connection.subscribed.is_set(), 15.0
         )
+        server = await start_api(api, registry, runner, alerting.service, None) if api else None
+        if server is not None:
+            out.write(f"API on http://{server.host}:{server.port} (OpenAPI at /docs)\n")
         devices = demo_devices(registry)
         scenario = DemoScenario(devices, LEAK, OVERFILL, seed, CLOUD)
         out.write(
@@ -147,6 +153,8 @@ async def _run(
         await asyncio.sleep(2 * settings.escalate_s)  # the last alarms' first sends
         stop.set()
         counters = await serving
+        if server is not None:
+            await server.stop()
         calls = _calls(alerting.store)
         alerting.close()
     out.write("\nsummary\n" + counters.format() + "\n")
