@@ -21,13 +21,12 @@ from earlywarn.api.tokens import Tokens
 from earlywarn.clock import Clock
 from earlywarn.mosquitto_auth import AuthDir, BrokerReloader
 from earlywarn.onboard import Onboarder
-from earlywarn.onboard_cli import MQTT_DIR_ENV, PID_ENV, RELOAD_ENV
+from earlywarn.onboard_cli import GROUP_ENV, MQTT_DIR_ENV, PID_ENV, RELOAD_ENV
 from earlywarn.registry import Registry
 from earlywarn.runner import EmbeddedRunner
 
 LISTEN_ENV = "EARLYWARN_API_LISTEN"
 TOKENS_ENV = "EARLYWARN_API_TOKENS"
-GROUP_ENV = "EARLYWARN_MQTT_GROUP"
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,32 +231,28 @@ def check_registry_without(registry_dir: Path, enterprise_file: Path) -> list[Pr
 
 
 def yaml_path(data: object, line: int) -> str:
-    """The path of the deepest key or item that starts on ``line``, such as
-    ``enterprise.sites[0].sensors[1].kind`` (``""`` when none does: the file as a whole).
-
-    A problem reported at a mapping's own line (a missing field) gets that mapping's path.
-    """
-    best = ""
+    """The path of the outermost key or item that starts on ``line``, such as
+    ``enterprise.sites[0].sensors[1].kind`` or ``enterprise.people[1]`` (a list item whose
+    first key is on its line: the problem is usually about the item, a missing field say);
+    ``""`` when nothing starts there (the file as a whole)."""
+    found: list[str] = []
 
     def walk(node: object, path: str) -> None:
-        nonlocal best
         if isinstance(node, YMap):
-            if node.line == line and len(path) >= len(best):
-                best = path
             for key, value in node.items():
                 sub = f"{path}.{key}" if path else key
-                if node.key_lines.get(key) == line and len(sub) >= len(best):
-                    best = sub
+                if node.key_lines.get(key) == line:
+                    found.append(sub)
                 walk(value, sub)
         elif isinstance(node, YList):
             for index, (item, item_line) in enumerate(zip(node, node.item_lines, strict=True)):
                 sub = f"{path}[{index}]"
-                if item_line == line and len(sub) >= len(best):
-                    best = sub
+                if item_line == line:
+                    found.append(sub)
                 walk(item, sub)
 
     walk(data, "")
-    return best
+    return min(found, key=len) if found else ""
 
 
 def problem_paths(source: Path, problems: tuple[Problem, ...]) -> list[str]:

@@ -31,6 +31,7 @@ REGISTRY_ENV = "EARLYWARN_REGISTRY"
 MQTT_DIR_ENV = "EARLYWARN_MQTT_AUTH_DIR"
 PID_ENV = "EARLYWARN_MQTT_PID_FILE"
 RELOAD_ENV = "EARLYWARN_MQTT_RELOAD"
+GROUP_ENV = "EARLYWARN_MQTT_GROUP"
 CSV_FIELDS = (
     "enterprise",
     "site",
@@ -57,9 +58,10 @@ def _onboarder(args: argparse.Namespace, err: TextIO) -> Onboarder | None:
         return None
     pid = args.broker_pid_file or os.environ.get(PID_ENV)
     command = args.reload_command or os.environ.get(RELOAD_ENV)
+    group = args.broker_group or os.environ.get(GROUP_ENV) or None
     return Onboarder(
         Path(registry),
-        AuthDir(Path(mqtt_dir)),
+        AuthDir(Path(mqtt_dir), group),
         BrokerReloader(Path(pid) if pid else None, command or None),
         SystemClock(),
         dashboards_out=Path(args.dashboards) if getattr(args, "dashboards", None) else None,
@@ -196,6 +198,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--mqtt-dir",
         help=f"the broker's authentication directory (default ${MQTT_DIR_ENV}); "
         "see docs/onboarding.md",
+    )
+    parser.add_argument(
+        "--broker-group",
+        help="the group the broker runs as (mosquitto): the assembled password and ACL "
+        f"files are made readable to it, mode 0640 (default ${GROUP_ENV}; none: 0600)",
     )
     parser.add_argument(
         "--broker-pid-file",
