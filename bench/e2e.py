@@ -89,7 +89,6 @@ from earlywarn.settings import RunSettings, StorageSettings  # noqa: E402
 from earlywarn.storage_wiring import StorageRuntime  # noqa: E402
 from ingest.mqtt import Inbound  # noqa: E402
 from ingest.topics import READINGS_FILTER, up_topic  # noqa: E402
-from storage.writer import InfluxWriter  # noqa: E402
 from tests.services.mosquitto import Mosquitto  # noqa: E402
 from tests.services.runner_thread import RunnerThread  # noqa: E402
 from tests.services.victoria import VictoriaMetrics  # noqa: E402
@@ -1256,8 +1255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             spool = StorageSettings(influx_url=victoria.url, spool_path=str(tmp / "spool.db"))
 
             def storage(store: AlertStore | None) -> StorageRuntime:
-                writer = InfluxWriter(victoria.url, "", "earlywarn", "earlywarn", gzip=False)
-                return StorageRuntime(spool, registry, SystemClock(), store, sink=writer)
+                return StorageRuntime(spool, registry, SystemClock(), store)
 
             print(f"runner stores every reading: spool {tmp / 'spool.db'} → {victoria.url}")
         runner = RunnerConsumer(

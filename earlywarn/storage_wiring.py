@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,10 +21,9 @@ from earlywarn.clock import Clock
 from earlywarn.model import Reading
 from earlywarn.registry import Registry
 from earlywarn.settings import StorageSettings
+from earlywarn.storage_drain import DrainProcess
 from earlywarn.storage_feed import AlertFeed, ReadingFeed, SiteSnapshots, drill_windows
-from storage.drain import Drainer
 from storage.spool import Klass, ReadingsAtLimit, Spool
-from storage.writer import InfluxWriter, LineSink
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ class StorageStatus:
 
 
 class StorageRuntime:
-    """Owns the spool, the drain thread and the feeds; ``step`` is called every second."""
+    """Owns the spool, the writer thread, the drain process and the feeds; ``step`` is called
+    every second on the runner's loop."""
 
     def __init__(
         self,
@@ -164,30 +165,21 @@ class StorageRuntime:
         registry: Registry,
         clock: Clock,
         store: AlertStore | None = None,
-        sink: LineSink | None = None,
     ) -> None:
-        if settings.influx_url is None and sink is None:
+        if settings.influx_url is None:
             msg = "storage needs an InfluxDB URL (--influx or EARLYWARN_INFLUX_URL)"
             raise ValueError(msg)
         self.settings = settings
         self.clock = clock
         self.store = store
         self.spool = self._open_spool()
-        self.sink: LineSink = sink or InfluxWriter(
-            settings.influx_url or "",
-            settings.influx_token,
-            settings.influx_org,
-            settings.influx_bucket,
-        )
         self.readings = ReadingFeed(self.spool, registry)
         self.writer = SpoolWriter(self.spool, self.readings)
         self.alerts = (
             AlertFeed(self.spool, store, append=self.writer.events) if store is not None else None
         )
         self.sites = SiteSnapshots(self.spool, registry, store, append=self.writer.events)
-        self.drainer: Drainer | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.drain = DrainProcess(settings, POLICIES[settings.readings_at_limit])
         self._next_sites_ms = 0
         if self.sites.unplaced:
             log.info(
@@ -206,8 +198,7 @@ class StorageRuntime:
         """Export what the alert store holds that the spool has not seen; start draining."""
         self.step(self.clock.now_ms())
         self.writer.start()
-        self._thread = threading.Thread(target=self._drain, name="earlywarn-storage", daemon=True)
-        self._thread.start()
+        self.drain.start()
         log.info(
             "storage: spool %s (%s points waiting), draining to %s bucket %s",
             self.settings.spool_path,
@@ -216,17 +207,9 @@ class StorageRuntime:
             self.settings.influx_bucket,
         )
 
-    def _drain(self) -> None:
-        # The spool serialises its own access, so the loop appends while this thread sends.
-        try:
-            self.drainer = Drainer(self.spool, self.sink)
-            self.drainer.run(self._stop)
-        except Exception:
-            log.exception("the storage drain stopped on an internal error; points stay spooled")
-
     def step(self, now_ms: int) -> None:
         """Feed the spool: new audit rows, the drill windows, and a site snapshot when due or
-        when the alarms changed."""
+        when the alarms changed; read the drain's counters, restart it if it died."""
         if self.store is not None:
             self.readings.drill_windows = drill_windows(self.store, now_ms)
         exported = self.alerts.catch_up() if self.alerts is not None else 0
@@ -234,15 +217,16 @@ class StorageRuntime:
         if exported or now_ms >= self._next_sites_ms:
             self.sites.write(now_ms)
             self._next_sites_ms = now_ms + int(self.settings.site_every_s * 1000)
+        self.drain.poll(time.monotonic())
 
     def status(self) -> StorageStatus:
-        """Backlog and progress (the drain's counters are read without a lock: a snapshot)."""
-        drainer = self.drainer
+        """Backlog and progress (the drain's counters as of its last report)."""
+        stats = self.drain.stats
         return StorageStatus(
             backlog=self.spool.depth(),
             spool_bytes=self.spool.size_bytes(),
-            written=drainer.stats.written if drainer else 0,
-            last_error=(drainer.stats.last_error or None) if drainer else None,
+            written=stats.written if stats else 0,
+            last_error=(stats.last_error or None) if stats else None,
         )
 
     def catch_up(self) -> None:
@@ -255,27 +239,24 @@ class StorageRuntime:
         """Store the queued readings, stop the drain (what it has not sent stays in the spool
         for the next start); may run on another thread than the loop's."""
         self.writer.stop(timeout_s)
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self.drain.stop(timeout_s)
         stats = self.spool.stats
+        drained = self.drain.stats
         log.info(
             "storage: %s points spooled and %s sent to InfluxDB this run; %s stay in the spool "
             "for the next start",
             stats.appended,
-            stats.removed,
+            drained.written if drained else 0,
             self.spool.depth(),
         )
         lost = stats.dropped_readings + stats.refused_readings
-        if lost or stats.rejected:
+        rejected = drained.rejected if drained else 0
+        if lost or rejected:
             log.warning(
                 "storage: %s readings not stored because the spool was full (policy %s); "
                 "%s lines refused by InfluxDB (kept in the spool's rejected table)",
                 lost,
                 self.settings.readings_at_limit,
-                stats.rejected,
+                rejected,
             )
         self.spool.close()
-        close = getattr(self.sink, "close", None)
-        if close is not None:
-            close()

@@ -25,20 +25,28 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from storage.spool import Spool
 from storage.writer import LineSink, Outcome, WriteResult
 
-__all__ = ["DrainStats", "Drainer", "SinkState"]
+__all__ = ["DrainStats", "Drainer", "SinkState", "StopSignal"]
 
 log = logging.getLogger(__name__)
 
 _OK = WriteResult(Outcome.OK)
 _SHOWN = 200
+
+
+class StopSignal(Protocol):
+    """A ``threading.Event`` or a ``multiprocessing`` one: all :meth:`Drainer.run` needs."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class SinkState(enum.StrEnum):
@@ -115,8 +123,13 @@ class Drainer:
             last_error=self._last_error,
         )
 
-    def run(self, stop: threading.Event) -> None:
-        """Drain until ``stop`` is set; survives any error of a step (logged, retried)."""
+    def run(self, stop: StopSignal, report: Callable[[DrainStats], None] | None = None) -> None:
+        """Drain until ``stop`` is set; survives any error of a step (logged, retried).
+
+        ``report`` is given the counters after every step that changed them (the drain
+        process sends them to the runner).
+        """
+        last: DrainStats | None = None
         while not stop.is_set():
             try:
                 delay = self.step()
@@ -125,6 +138,9 @@ class Drainer:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 delay = self._next_backoff()
                 log.exception("Draining the spool failed; trying again in %.0f s", delay)
+            if report is not None and (stats := self.stats) != last:
+                report(stats)
+                last = stats
             if delay > 0 and stop.wait(delay):
                 break
 

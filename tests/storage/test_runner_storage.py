@@ -12,6 +12,8 @@ tests. It runs without deduplication here, so a point written twice would show.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,6 @@ from earlywarn.clock import SystemClock
 from earlywarn.registry import Registry
 from earlywarn.settings import RunSettings, StorageSettings
 from earlywarn.storage_wiring import StorageRuntime
-from storage.writer import InfluxWriter
 from tests.alerting.night import channels_to, sent
 from tests.conftest import MqttProbe
 from tests.services.http_recorder import HttpRecorder
@@ -58,9 +59,8 @@ def _runner(
 
     def storage(store: AlertStore | None) -> StorageRuntime:
         spool = StorageSettings(influx_url=victoria.url, spool_path=str(tmp_path / "spool.db"))
-        # No gzip on loopback; min backoff 1 s, so the test sees the server come back fast.
-        writer = InfluxWriter(victoria.url, "", "earlywarn", "earlywarn", gzip=False)
-        return StorageRuntime(spool, registry, clock, store, sink=writer)
+        # The drain's minimum backoff is 1 s: the test sees the server come back fast.
+        return StorageRuntime(spool, registry, clock, store)
 
     return RunnerThread(registry, settings, clock, alerting=alerting, storage=storage)
 
@@ -141,5 +141,42 @@ def test_readings_alarms_and_notifications_reach_the_line_protocol_server(
     farm = [p for p in _stored(victoria, "site_status") if "site=tank-farm-1" in p[1]]
     assert farm and farm[-1][3] == 4, "the tank farm is red on the map"
     # Exactly once: no sample repeated (raw server, no deduplication).
+    everything = victoria.points()
+    assert len(everything) == len(set(everything))
+
+
+def test_a_killed_drain_process_is_restarted_and_nothing_is_lost(
+    mosquitto: Mosquitto,
+    registry: Registry,
+    http_recorder: HttpRecorder,
+    probe_factory: Callable[..., MqttProbe],
+    victoria: VictoriaMetrics,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of the drain child mid-run: the runner logs it, starts a new one, and every
+    reading arrives exactly once; alarms never depended on it."""
+    runner = _runner(registry, mosquitto, victoria, http_recorder, tmp_path).start()
+    try:
+        storage = runner.runner.storage
+        assert storage is not None
+        storage.drain.restart_after_s = 0.2
+        device = probe_factory("device")
+        first = _publish_leak(device, 20)
+        runner.wait_for(lambda: len(_stored(victoria, "reading_value")) >= 21, 20, "first part")
+        pid = storage.drain.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        now = time.time_ns() // 1_000_000
+        more = [now + i for i in range(30)]
+        for ts in more:
+            device.publish(GAS, json.dumps({"ts": ts, "v": 3.0}))
+        runner.wait_for(lambda: storage.drain.restarts == 1, 20, "a new drain process")
+        assert storage.drain.pid != pid
+        runner.wait_for(lambda: len(_stored(victoria, "reading_value")) >= 51, 30, "the rest")
+        runner.wait_for(lambda: runner.call(lambda: storage.status().backlog) == 0, 10, "drained")
+    finally:
+        runner.stop()
+    readings = _stored(victoria, "reading_value")
+    assert sorted(t for *_x, t, _v in readings) == sorted(first + more)
     everything = victoria.points()
     assert len(everything) == len(set(everything))
