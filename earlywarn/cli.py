@@ -24,7 +24,7 @@ from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
 from alerting.store import AlertStore
-from earlywarn import __version__, alarms_cli, api_cli, dashboards_cli, onboard_cli
+from earlywarn import __version__, alarms_cli, api_cli, dashboards_cli, onboard_cli, simulate_cli
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
     ESCALATION_FILE,
@@ -613,6 +613,7 @@ def _add_alarm_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     audit.set_defaults(func=_alarms(alarms_cli.cmd_audit))
 
     dashboards_cli.add_parser(sub)
+    simulate_cli.add_parser(sub)
 
     maint = sub.add_parser("maintenance", help="maintenance and drill windows")
     macts = maint.add_subparsers(dest="action", required=True)

@@ -147,7 +147,7 @@ class GasAtDetector:
         source = sum(e.rate_g_s(a_ms) for e in self.emissions)
         k = self.ach(a_ms) / 3600.0
         before = self.c_g_m3
-        if k > 0.0:
+        if k * dt > 1e-9:  # below that, dividing by k would overflow: the volume is sealed
             steady = source / (k * self.room.volume_m3)
             self.c_g_m3 = steady + (before - steady) * math.exp(-k * dt)
         else:

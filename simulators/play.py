@@ -57,5 +57,5 @@ def play(
         if progress is not None:
             progress.update(message.t_ms, count)
     if progress is not None and last is not None:
-        progress.done(last, count)
+        progress.done(last if interrupted else max(last, progress.end_ms), count)
     return Played(count, last, interrupted, pacer.late_s if pacer is not None else 0.0)

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from simulators.messages import Message
 from simulators.mqtt_out import Broker, BrokerError
@@ -26,7 +27,8 @@ TOPICS = ("ew/v1/+/+/+/up", "ew/v1/+/+/+/status")
 
 
 class Recorder:
-    """Subscribes with QoS 1 to ``topics`` and hands each arrival to a sink."""
+    """Subscribes with QoS 1 to ``topics`` and hands each arrival to a sink, keeping the
+    retain flag as the publisher set it."""
 
     def __init__(
         self,
@@ -63,13 +65,20 @@ class Recorder:
     ) -> int:
         """Record until ``stop`` is set, ``count`` messages arrived or ``duration_s`` passed;
         the number recorded. Raises :class:`BrokerError` if the broker cannot be reached."""
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
         if self.broker.username is not None:
             client.username_pw_set(self.broker.username, self.broker.password)
         subscribed = threading.Event()
         client.on_message = self._on_message
         client.on_subscribe = lambda *_args: subscribed.set()
-        client.on_connect = lambda c, *_args: c.subscribe([(t, 1) for t in self.topics])
+        # MQTT 5's "retain as published": a broker otherwise clears the retain flag of what it
+        # forwards live, and a replay would publish a device's status without it.
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
+        client.on_connect = lambda c, *_args: c.subscribe([(t, options) for t in self.topics])
         try:
             client.connect(self.broker.host, self.broker.port, keepalive=60)
         except OSError as exc:
