@@ -37,6 +37,10 @@ class NashCascade:
         self.t_ms = start_ms
         self.storage_m3 = [0.0] * catchment.reservoirs
         self.outflow_m3_s = 0.0
+        self.rained_m3 = 0.0
+        self.released_m3 = 0.0
+        """Effective rain taken in and water let out since the start: with what is stored
+        they balance exactly (the cascade neither creates nor loses water)."""
         self._lag_ms = round(catchment.lag_h * 3_600_000)
         self._start_ms = start_ms
 
@@ -50,12 +54,15 @@ class NashCascade:
         dt = (b_ms - a_ms) / 1000.0
         k = self.catchment.k_h * 3600.0
         decay = math.exp(-dt / k)
-        inflow = self._rain_m3(a_ms, b_ms) / dt
+        rain = self._rain_m3(a_ms, b_ms)
+        self.rained_m3 += rain
+        inflow = rain / dt
         for i, stored in enumerate(self.storage_m3):
             steady = inflow * k
             after = steady + (stored - steady) * decay
             inflow = (inflow * dt + stored - after) / dt  # mean outflow: what went in, less kept
             self.storage_m3[i] = after
+        self.released_m3 += inflow * dt
         self.outflow_m3_s = self.storage_m3[-1] / k
 
     def advance(self, t_ms: int) -> None:

@@ -240,3 +240,24 @@ def test_a_storm_upstream_raises_the_river_hours_later_and_it_falls_again() -> N
     assert crest - rain_peak > 2 * HOUR  # (N − 1) K = 3 h after the burst, give or take
     assert max(stage) > stage[0] + 1.0
     assert stage[-1] < max(stage) - 0.5 * (max(stage) - stage[0])  # the falling limb
+
+
+@settings(max_examples=20)
+@given(
+    reservoirs=st.integers(1, 5),
+    k_h=st.floats(0.2, 4.0),
+    period=st.sampled_from([2, 20, 100]),
+    step_min=st.sampled_from([1, 5, 30]),
+)
+def test_the_catchment_neither_creates_nor_loses_water(
+    reservoirs: int, k_h: float, period: int, step_min: int
+) -> None:
+    field = RainField([Storm(START, 3 * 3600, period, (("e/s/P1", 1.0),))], [])
+    catchment = Catchment(("e/s/P1",), area_km2=50, runoff=0.5, reservoirs=reservoirs, k_h=k_h)
+    cascade = NashCascade(catchment, field, START)
+    for i in range(1, 24 * 60 // step_min):
+        cascade.advance(START + i * step_min * MINUTE)
+        balance = cascade.released_m3 + sum(cascade.storage_m3)
+        assert math.isclose(balance, cascade.rained_m3, rel_tol=1e-9, abs_tol=1e-6)
+    rain = 0.5 * field.depth_mm("e/s/P1", START + 24 * HOUR) / 1000 * 50e6
+    assert math.isclose(cascade.rained_m3, rain, rel_tol=1e-9)
