@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,38 @@ def test_simulate_over_mqtt_at_speed_publishes_what_the_file_holds(
     span_real = (got[-1].t_ms - got[0].t_ms) / 1000
     span_sim = (sent[-1].t_ms - sent[0].t_ms) / 1000
     assert span_sim / 900 * 0.8 < span_real < span_sim / 900 + 2.0
+
+
+def test_simulate_publishes_over_mqtt_shifted_to_now_and_marked_as_a_drill(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    scenario_file = str(SCENARIOS / "restaurant-gas-leak-night.yaml")
+    reference = tmp_path / "reference.jsonl"
+    assert main(["simulate", scenario_file, "--out", str(reference), "--quiet"]) == 0
+    expected = [m for m in read_log(reference) if "/r-03/" in m.topic]
+    only_r03 = ("ew/v1/laojie-restaurants/r-03/+/up", "ew/v1/laojie-restaurants/r-03/+/status")
+    capture = Capture(mosquitto, tmp_path / "rec.jsonl", only_r03)
+    began = time.time_ns() // 1_000_000
+    code = main(
+        [
+            "simulate",
+            scenario_file,
+            "--mqtt",
+            mosquitto.url,
+            "--speed",
+            "3000",
+            "--shift-to-now",
+            "--drill",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    got = capture.messages(len(expected))
+    assert len(got) == len(expected)
+    assert {m.topic for m in got} == {m.topic for m in expected}
+    readings = [json.loads(m.payload) for m in got if m.topic.endswith("/up")]
+    flat = [r for doc in readings for r in (doc if isinstance(doc, list) else [doc])]
+    assert all(r["drill"] is True for r in flat)
+    # Shifted: the 90 minutes end about now, never ahead of the clock they arrived by.
+    assert max(r["ts"] for r in flat) <= max(m.t_ms for m in got) + 1000
+    assert min(r["ts"] for r in flat) < began - 80 * 60_000
