@@ -34,9 +34,9 @@ from earlywarn.registry import (
     REGIONS_FILE,
     Registry,
     RegistryError,
-    _read_enterprise,
-    _read_regions,
     load_registry,
+    read_enterprise,
+    read_regions,
 )
 from earlywarn.schema import ID_PATTERN
 from earlywarn.yamlsource import Problem, YList, YMap, load_file
@@ -152,13 +152,13 @@ def _read_against_registry(
     regions_path = registry_dir / REGIONS_FILE
     regions = {}
     if regions_path.exists():
-        regions = _read_regions(regions_path, background, people, where)
+        regions = read_regions(regions_path, background, people, where)
     else:
         background.append(Problem(str(regions_path), 0, "the regions file is missing"))
     for path in enterprise_files(registry_dir):
         if target is not None and path.resolve() == target.resolve():
             continue
-        _read_enterprise(path, background, presets, regions, people, where, zones)
+        read_enterprise(path, background, presets, regions, people, where, zones)
     if background:
         # The registry the file is checked against is itself broken: say so, file by file,
         # rather than blame the newcomer for its neighbours' mistakes.
@@ -167,7 +167,7 @@ def _read_against_registry(
             for p in background
         )
         return None
-    return _read_enterprise(source, problems, presets, regions, people, where, zones)
+    return read_enterprise(source, problems, presets, regions, people, where, zones)
 
 
 @contextmanager

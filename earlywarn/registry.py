@@ -143,7 +143,7 @@ def load_registry(path: Path | str) -> Registry:
     people: dict[str, Person] = {}
     person_where: dict[str, str] = {}
     if regions_path.exists():
-        regions = _read_regions(regions_path, problems, people, person_where)
+        regions = read_regions(regions_path, problems, people, person_where)
     else:
         problems.append(Problem(str(regions_path), 0, "the regions file is missing"))
     enterprises: dict[str, Enterprise] = {}
@@ -153,7 +153,7 @@ def load_registry(path: Path | str) -> Registry:
     if not files:
         problems.append(Problem(str(root), 0, "no enterprise files (*.yaml) in the registry"))
     for file in files:
-        ent = _read_enterprise(file, problems, presets, regions, people, person_where, zones)
+        ent = read_enterprise(file, problems, presets, regions, people, person_where, zones)
         if ent is None:
             continue
         if ent.id in enterprises:
@@ -256,9 +256,12 @@ def _read_person(
     return person
 
 
-def _read_regions(
+def read_regions(
     path: Path, problems: list[Problem], people: dict[str, Person], where: dict[str, str]
 ) -> dict[str, Region]:
+    """Read the regions file (duty officers included) into ``people`` and regions; problems
+    are appended, not raised. Public for onboarding, which reads one enterprise against
+    the registry it joins."""
     check = FileChecker(str(path), problems)
     top = _top_mapping(path, check, "the regions file")
     if top is None:
@@ -493,7 +496,7 @@ def _region_people(region_id: str, regions: dict[str, Region]) -> set[str]:
     return ids
 
 
-def _read_enterprise(
+def read_enterprise(
     path: Path,
     problems: list[Problem],
     presets: dict[str, Preset],
