@@ -1,8 +1,9 @@
-"""Storage for the embedded runner: the spool, its drain thread to InfluxDB, and the feeds.
+"""Storage for the embedded runner: the spool, its writer thread, the drain process to
+InfluxDB, and the feeds.
 
 The runner's event loop never waits for the disk or the network: it reads the alert store
 and queues lines; a writer thread appends them to the spool (a local SQLite file) and a drain
-thread sends the spool to InfluxDB, so neither a slow disk nor a slow or absent InfluxDB
+process sends the spool to InfluxDB, so neither a slow disk nor a slow or absent InfluxDB
 delays a reading or an alarm. While InfluxDB is down the spool grows; when it is back the
 backlog drains in order; after a restart the drain resumes from the spool.
 """
