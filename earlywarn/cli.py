@@ -24,7 +24,15 @@ from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
 from alerting.store import AlertStore
-from earlywarn import __version__, alarms_cli, api_cli, dashboards_cli, onboard_cli, simulate_cli
+from earlywarn import (
+    __version__,
+    alarms_cli,
+    api_cli,
+    bridge_cli,
+    dashboards_cli,
+    onboard_cli,
+    simulate_cli,
+)
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
     ESCALATION_FILE,
@@ -474,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     onboard_cli.add_parser(sub)
     api_cli.add_parser(sub)
+    bridge_cli.add_parser(sub)
     _add_alarm_commands(sub)
     return parser
 

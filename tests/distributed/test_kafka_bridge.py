@@ -1,0 +1,172 @@
+"""The MQTT→Kafka bridge against a real Mosquitto and a real Kafka-protocol broker (tansu).
+
+The contract is at-least-once: every message published with QoS 1 ends up in Kafka; after a
+crash or a Kafka outage some may be there twice. The tests count copies and say how many.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.kafka_records import DEADLETTER_TOPIC, HEADER_RECEIVED_MS, HEADER_TOPIC, READINGS_TOPIC
+from tests.distributed.bridge_harness import (
+    BridgeProcess,
+    Publisher,
+    copies,
+    kafka_count,
+    out_of_order,
+    published,
+    read_all,
+    readings,
+    sensor_uid,
+    wait_until,
+)
+from tests.services.mosquitto import Mosquitto
+from tests.services.tansu import Tansu
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
+    p = Publisher(mosquitto.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def bridges(tmp_path: Path, mosquitto: Mosquitto, tansu: Tansu) -> Iterator[list[BridgeProcess]]:
+    made: list[BridgeProcess] = []
+    yield made
+    for b in made:
+        b.close()
+
+
+def _bridge(
+    made: list[BridgeProcess], tmp_path: Path, mosquitto: Mosquitto, tansu: Tansu, name: str
+) -> BridgeProcess:
+    b = BridgeProcess(tmp_path / "bridges", mosquitto.url, tansu.bootstrap, name)
+    made.append(b)
+    return b
+
+
+def test_readings_arrive_keyed_by_sensor_with_payload_and_order(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    tansu: Tansu,
+    publisher: Publisher,
+    bridges: list[BridgeProcess],
+) -> None:
+    bridge = _bridge(bridges, tmp_path, mosquitto, tansu, "bridge-a")
+    bridge.start()
+    sent = readings(sensors=5, per_sensor=200)
+    status = ("ew/v1/acme/plant-1/s0/status", b"online")
+    publisher.publish_all([*sent[:10], status, *sent[10:]])
+    wait_until(
+        lambda: kafka_count(tansu.bootstrap, READINGS_TOPIC) >= len(sent) + 1,
+        60,
+        "every reading in Kafka",
+    )
+    counters = bridge.stop()
+
+    records = read_all(tansu.bootstrap, READINGS_TOPIC)
+    assert len(records) == len(sent) + 1 == counters["forwarded to ew.readings"]
+    assert counters["received"] == counters["acknowledged (MQTT)"] == len(sent) + 1
+    by_payload = {value: topic for topic, value in sent}
+    status_records = [r for r in records if r.value == b"online"]
+    assert len(status_records) == 1
+    assert status_records[0].key == "acme/plant-1/s0"
+    assert status_records[0].headers[HEADER_TOPIC] == b"ew/v1/acme/plant-1/s0/status"
+    for r in records:
+        if r.value == b"online":
+            continue
+        topic = by_payload[r.value]  # the payload bytes arrive unchanged
+        assert r.key == sensor_uid(topic)
+        assert r.headers[HEADER_TOPIC] == topic.encode()
+        assert int(r.headers[HEADER_RECEIVED_MS]) > 1_700_000_000_000
+    readings_only = [r for r in records if r.value != b"online"]
+    assert max(copies(readings_only).values()) == 1
+    assert out_of_order(readings_only) == 0  # one bridge: each sensor's order is kept
+
+
+def test_unkeyable_and_oversized_messages_go_to_the_deadletter_topic(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    tansu: Tansu,
+    publisher: Publisher,
+    bridges: list[BridgeProcess],
+) -> None:
+    bridge = _bridge(bridges, tmp_path, mosquitto, tansu, "bridge-dl")
+    bridge.start()
+    good = readings(sensors=1, per_sensor=3)
+    empty_site = ("ew/v1/acme//s1/up", b'{"ts": 1795284000000, "v": 1}')  # '+' matches ''
+    huge = ("ew/v1/acme/plant-1/s9/up", b"x" * (70 * 1024))
+    publisher.publish_all([good[0], empty_site, good[1], huge, good[2]])
+    wait_until(
+        lambda: (
+            kafka_count(tansu.bootstrap, DEADLETTER_TOPIC) >= 2
+            and kafka_count(tansu.bootstrap, READINGS_TOPIC) >= 3
+        ),
+        60,
+        "dead letters and readings in Kafka",
+    )
+    counters = bridge.stop()
+
+    dead = read_all(tansu.bootstrap, DEADLETTER_TOPIC)
+    docs = {r.key: json.loads(r.value) for r in dead}
+    assert docs["ew/v1/acme//s1/up"]["reason"] == "bad_topic"
+    assert docs["ew/v1/acme//s1/up"]["payload"] == empty_site[1].decode()
+    assert docs["ew/v1/acme/plant-1/s9/up"]["reason"] == "too_large"
+    assert docs["ew/v1/acme/plant-1/s9/up"]["truncated"] is True
+    assert len(read_all(tansu.bootstrap, READINGS_TOPIC)) == 3
+    assert counters["sent to ew.deadletter"] == 2
+    assert counters["acknowledged (MQTT)"] == 5
+
+
+def test_a_killed_bridge_loses_no_reading(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    tansu: Tansu,
+    publisher: Publisher,
+    bridges: list[BridgeProcess],
+) -> None:
+    bridge = _bridge(bridges, tmp_path, mosquitto, tansu, "bridge-k")
+    bridge.start()
+    sent = readings(sensors=10, per_sensor=300)  # 3,000
+    done = threading.Event()
+
+    def publish() -> None:
+        for start in range(0, len(sent), 100):
+            publisher.publish_all(sent[start : start + 100])
+        done.set()
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    wait_until(
+        lambda: kafka_count(tansu.bootstrap, READINGS_TOPIC) >= 500, 60, "500 readings in Kafka"
+    )
+    bridge.kill()  # mid-stream: some messages handed over, some produced, none acknowledged
+    at_kill = kafka_count(tansu.bootstrap, READINGS_TOPIC)
+    bridge.start()
+    thread.join(60)
+    assert done.is_set(), "the publisher did not finish"
+    wait_until(
+        lambda: set(copies(read_all(tansu.bootstrap, READINGS_TOPIC))) >= published(sent),
+        90,
+        "every reading in Kafka after the restart",
+    )
+    bridge.stop()
+
+    records = read_all(tansu.bootstrap, READINGS_TOPIC)
+    found = copies(records)
+    assert set(found) == published(sent)  # none lost
+    duplicates = len(records) - len(found)
+    print(
+        f"\nkill test: {len(sent)} published, {at_kill} in Kafka at the kill, "
+        f"{len(records)} records after restart, {duplicates} duplicates (at-least-once)"
+    )
