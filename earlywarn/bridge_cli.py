@@ -93,6 +93,10 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     )
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
+    if args.verbose < 2:
+        # aiokafka logs every failed connection attempt as an error, ten a second while Kafka
+        # is away; the bridge says the same once per retry in plain words. -vv shows them.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     bridge = KafkaBridge(settings)
 
     async def serve() -> None:

@@ -109,7 +109,8 @@ class KafkaBridge:
         finally:
             closer.cancel()
             mqtt.stop()
-            await self._producer.stop()
+            if self._producer is not None:
+                await self._producer.stop()
         return self.counters
 
     async def _start_producer(self, stop: asyncio.Event) -> AIOKafkaProducer | None:
@@ -166,6 +167,8 @@ class KafkaBridge:
                 )
                 await _sleep_unless(stop, delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
+                if not stop.is_set():
+                    await self._renew_producer(stop)
             if stop.is_set():
                 log.warning(
                     "stopping while Kafka refuses records (%s): %s messages stay "
@@ -174,6 +177,14 @@ class KafkaBridge:
                     len(batch),
                 )
                 return False
+
+    async def _renew_producer(self, stop: asyncio.Event) -> None:
+        """Replace the producer after a failure: new connections and metadata fetched anew,
+        so a Kafka that came back without a topic creates it instead of being sent records
+        for a topic it no longer has (a restarted tansu acknowledges those and loses them)."""
+        if self._producer is not None:
+            await self._producer.stop()
+        self._producer = await self._start_producer(stop)
 
     async def _produce(self, records: list[KafkaRecord]) -> str | None:
         """Send every record and wait for Kafka's acknowledgements; the first error in plain
