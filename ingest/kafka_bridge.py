@@ -102,10 +102,11 @@ class KafkaBridge:
         try:
             while batch := await handoff.get_batch(s.batch_max):
                 self.counters.received += len(batch)
-                if await self._deliver(batch, stop):
-                    for item in batch:
-                        mqtt.ack(item.mid, item.qos)
-                    self.counters.acknowledged += len(batch)
+                if not await self._deliver(batch, stop):
+                    break  # stopping with Kafka away: the rest stays unacknowledged too
+                for item in batch:
+                    mqtt.ack(item.mid, item.qos)
+                self.counters.acknowledged += len(batch)
         finally:
             closer.cancel()
             mqtt.stop()

@@ -245,3 +245,30 @@ def test_nothing_is_lost_while_kafka_is_away(
         f"{len(records) - len(published(during))} duplicates; "
         f"{counters['kafka failures']} failed attempts"
     )
+
+
+def test_stopping_while_kafka_is_away_leaves_the_messages_with_the_broker(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    tansu: Tansu,
+    publisher: Publisher,
+    bridges: list[BridgeProcess],
+) -> None:
+    bridge = _bridge(bridges, tmp_path, mosquitto, tansu, "bridge-s")
+    bridge.start()
+    tansu.stop()
+    sent = readings(sensors=5, per_sensor=20)
+    publisher.publish_all(sent)
+    wait_until(lambda: "holding them unacknowledged" in bridge.log(), 60, "the bridge to notice")
+    counters = bridge.stop()  # SIGTERM: prompt, acknowledges nothing Kafka did not take
+    assert counters["acknowledged (MQTT)"] == 0
+    assert "will be delivered again" in bridge.log()
+
+    tansu.start()
+    bridge.start()  # the same client id: its session still holds every message
+    wait_until(
+        lambda: set(copies(read_all(tansu.bootstrap, READINGS_TOPIC))) >= published(sent),
+        60,
+        "every reading in Kafka after the restart",
+    )
+    assert bridge.stop()["acknowledged (MQTT)"] >= len(sent)
