@@ -106,7 +106,12 @@ def test_killed_mid_drain_every_point_arrives_exactly_once(
     assert third.returncode == 0, out
     assert depth(path) == 0
 
-    points = victoria_dedup.points('{__name__=~"reading_.*"}')
+    # A series the server has just registered can take a moment to be searchable, even
+    # after a flush (seen once on a loaded CI host): wait for it, then compare exactly.
+    deadline = time.monotonic() + 20
+    while len(points := victoria_dedup.points('{__name__=~"reading_.*"}')) < 2 * LINES:
+        assert time.monotonic() < deadline, f"{len(points)} of {2 * LINES} samples visible"
+        time.sleep(0.2)
     assert len(points) == 2 * LINES  # value and quality: one sample per series and timestamp
     assert points == expected_points(written)
     # The server received more samples than it keeps: the batch in flight at the first kill

@@ -58,6 +58,8 @@ def test_the_drain_process_sends_the_spool_and_reports(
     finally:
         drain.stop(10)
     assert drain.pid is not None and not _alive(drain.pid)
+    # Newly registered series can take a moment to be searchable: wait, then compare exactly.
+    _wait(lambda: len(victoria.points('{__name__="reading_value"}')) >= 2_000, 20)
     assert len(victoria.points('{__name__="reading_value"}')) == 2_000
     with Spool(path, max_bytes=10**9) as spool:
         assert spool.depth() == 0
