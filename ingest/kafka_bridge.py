@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from ingest.handoff import Handoff
 from ingest.kafka_records import DEADLETTER_TOPIC, READINGS_TOPIC, KafkaRecord, record_for
 from ingest.mqtt import Inbound, MqttEndpoint
-from ingest.shared_subscription import SharedSubscription
+from ingest.shared_subscription import shared_subscription
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class KafkaBridge:
         self._producer = await self._start_producer(stop)
         if self._producer is None:
             return self.counters
-        mqtt = SharedSubscription(s.mqtt, s.client_id, s.share_group, handoff)
+        mqtt = shared_subscription(s.mqtt, s.client_id, s.share_group, handoff)
         mqtt.start()
         log.info(
             "bridging %s (share group %s) to Kafka %s as %s",

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -83,6 +84,26 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Mqtt5Session:
+    """An MQTT 5 persistent session (the bridge's shared subscription needs MQTT 5).
+
+    ``session_expiry_s``: how long the broker keeps the session and its unacknowledged
+    messages while the client is away; ``receive_maximum``: how many unacknowledged messages
+    the broker may have out to the client at once.
+    """
+
+    session_expiry_s: int
+    receive_maximum: int
+
+    def connect_properties(self) -> Properties:
+        """The CONNECT properties that say so."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.session_expiry_s
+        props.ReceiveMaximum = self.receive_maximum
+        return props
+
+
 class MqttConnection:
     """One persistent-session paho client that feeds a :class:`Handoff` and publishes."""
 
@@ -96,6 +117,7 @@ class MqttConnection:
         keepalive: int = 30,
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 30,
+        mqtt5: Mqtt5Session | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.handoff = handoff
@@ -105,13 +127,24 @@ class MqttConnection:
         self.subscribed = threading.Event()
         self.connects = 0
         self.disconnects = 0
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
+        self._connect_props: Properties | None = None
+        if mqtt5 is None:
+            self._client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+                manual_ack=True,
+            )
+        else:
+            # MQTT 5 keeps the session by "clean start off" at connect plus an expiry.
+            self._client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+            self._connect_props = mqtt5.connect_properties()
         if endpoint.username is not None:
             self._client.username_pw_set(endpoint.username, endpoint.password)
         self._client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
@@ -126,7 +159,16 @@ class MqttConnection:
 
     def start(self) -> None:
         """Connect in the background; paho retries with backoff until the broker answers."""
-        self._client.connect_async(self.endpoint.host, self.endpoint.port, self.keepalive)
+        if self._connect_props is None:
+            self._client.connect_async(self.endpoint.host, self.endpoint.port, self.keepalive)
+        else:
+            self._client.connect_async(
+                self.endpoint.host,
+                self.endpoint.port,
+                self.keepalive,
+                clean_start=False,
+                properties=self._connect_props,
+            )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -186,6 +228,7 @@ class MqttConnection:
                 ", ".join(str(r) for r in reasons),
             )
             return
+        log.info("subscribed to %s", ", ".join(self.subscriptions))
         self.subscribed.set()
 
     def _on_disconnect(
