@@ -27,6 +27,7 @@ from alerting.store import AlertStore
 from earlywarn import (
     __version__,
     alarms_cli,
+    alerter_cli,
     api_cli,
     bridge_cli,
     dashboards_cli,
@@ -483,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     onboard_cli.add_parser(sub)
     api_cli.add_parser(sub)
     bridge_cli.add_parser(sub)
+    alerter_cli.add_parser(sub)
     _add_alarm_commands(sub)
     return parser
 
