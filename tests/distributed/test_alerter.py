@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -381,6 +382,50 @@ def test_an_undecodable_record_is_skipped_and_counted_and_the_next_ones_are_appl
     again = start_alerter()
     time.sleep(1.0)
     assert again.stop().alarm_events == 0
+
+
+def test_a_store_that_cannot_write_holds_the_partition_and_is_tried_again(
+    tansu: Tansu,
+    registry: Registry,
+    http_recorder: HttpRecorder,
+    tmp_path: Path,
+) -> None:
+    """SQLite refuses the first write (locked, disk full): nothing is committed past it, the
+    event is read again after a pause and applied, and the calls go out once."""
+    events = gas_events(registry, [2.0, 63.0])
+    produce(tansu.bootstrap, alarm_records(events))
+    clock = ManualClock(T0 + 60_000)
+    refused: list[str] = []
+
+    def alerting() -> AlertingRuntime:
+        runtime = open_alerting(
+            registry,
+            RunSettings(escalate_s=0.05),
+            clock,
+            tmp_path / "alerts.db",
+            channels_to(http_recorder),
+        )
+        apply_event = runtime.store.apply_event
+
+        def flaky(event: AlarmEvent, now_ms: int, *, drill: bool = False) -> object:
+            if not refused:
+                refused.append(event.alarm_id)
+                msg = "database is locked"
+                raise sqlite3.OperationalError(msg)
+            return apply_event(event, now_ms, drill=drill)
+
+        runtime.store.apply_event = flaky  # type: ignore[method-assign,assignment]
+        return runtime
+
+    alerter = AlerterThread(registry, settings_for(tansu), clock, alerting).start()
+    try:
+        alerter.wait(lambda: len(sent(http_recorder, "/voice")) == CALLS, "the calls")
+        settle(alerter, http_recorder)
+    finally:
+        counters = alerter.stop()
+    assert refused == [events[0].alarm_id]
+    assert (counters.store_failures, counters.alarm_events, counters.applied) == (1, 1, 1)
+    assert max(requests_seen(http_recorder).values()) == 1
 
 
 def test_escalation_runs_on_the_injected_clock(
