@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "bridge",
         help="forward MQTT readings to Kafka (ew.readings), acknowledging only what Kafka has",
         description="Subscribe to readings and device status with an MQTT 5 shared "
-        "subscription and produce them to Kafka keyed by sensor; run several with the same "
+        "subscription and produce them to Kafka keyed by site; run several with the same "
         "--share-group to split the load. See docs/distributed.md.",
     )
     bridge.add_argument(

@@ -39,9 +39,9 @@ class KafkaRecord:
 def record_for(
     mqtt_topic: str, payload: bytes, received_ms: int, max_bytes: int = json_v1.MAX_BYTES
 ) -> KafkaRecord:
-    """The record for one MQTT message: ``ew.readings`` keyed by the sensor uid
-    ``{enterprise}/{site}/{device}``, or ``ew.deadletter`` with the reason when it cannot be
-    keyed (bad topic) or is too large for any reading."""
+    """The record for one MQTT message: ``ew.readings`` keyed by :func:`site_key`, or
+    ``ew.deadletter`` with the reason when it cannot be keyed (bad topic) or is too large for
+    any reading."""
     headers = (
         (HEADER_TOPIC, mqtt_topic.encode("utf-8")),
         (HEADER_RECEIVED_MS, str(received_ms).encode("ascii")),
@@ -58,8 +58,18 @@ def record_for(
             Reason.TOO_LARGE, f"payload is {len(payload)} bytes, the limit is {max_bytes}"
         )
         return _deadletter(mqtt_topic, payload, rejection, received_ms, headers)
-    key = f"{address.enterprise}/{address.site}/{address.device}".encode()
-    return KafkaRecord(READINGS_TOPIC, key, payload, headers)
+    return KafkaRecord(READINGS_TOPIC, site_key(address.enterprise, address.site), payload, headers)
+
+
+def site_key(enterprise: str, site: str) -> bytes:
+    """The key of a site's readings: ``{enterprise}/{site}`` (UTF-8).
+
+    By site, not by sensor: a zone's composite rule (k of n sensors of one site) needs the
+    levels of all its members in the worker that owns the zone, and a site is what a zone may
+    span. One sensor is still always in one partition, so its readings keep their order; a
+    province's thousands of sites spread over the partitions as evenly as its sensors would.
+    """
+    return f"{enterprise}/{site}".encode()
 
 
 def _deadletter(

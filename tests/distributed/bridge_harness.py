@@ -167,6 +167,11 @@ class Record:
         seq: int = json.loads(self.value)["seq"]
         return seq
 
+    @property
+    def sensor(self) -> str:
+        """The sensor uid, from the MQTT topic header (the key is the site)."""
+        return sensor_uid(self.headers["ew-topic"].decode())
+
 
 def kafka_count(bootstrap: str, topic: str) -> int:
     """How many records ``topic`` holds now (0 when it does not exist yet), counted by reading
@@ -249,7 +254,7 @@ def published(messages: Sequence[tuple[str, bytes]]) -> set[tuple[str, int]]:
 
 def copies(records: Sequence[Record]) -> Counter[tuple[str, int]]:
     """How many times each (sensor, reading number) is in Kafka."""
-    return Counter((r.key, r.seq) for r in records)
+    return Counter((r.sensor, r.seq) for r in records)
 
 
 def out_of_order(records: Sequence[Record]) -> int:
@@ -257,7 +262,7 @@ def out_of_order(records: Sequence[Record]) -> int:
     last: dict[str, int] = {}
     late = 0
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        if r.seq < last.get(r.key, -1):
+        if r.seq < last.get(r.sensor, -1):
             late += 1
-        last[r.key] = max(last.get(r.key, -1), r.seq)
+        last[r.sensor] = max(last.get(r.sensor, -1), r.seq)
     return late

@@ -55,7 +55,7 @@ def _bridge(
     return b
 
 
-def test_readings_arrive_keyed_by_sensor_with_payload_and_order(
+def test_readings_arrive_keyed_by_site_with_payload_and_order(
     tmp_path: Path,
     mosquitto: Mosquitto,
     tansu: Tansu,
@@ -80,13 +80,13 @@ def test_readings_arrive_keyed_by_sensor_with_payload_and_order(
     by_payload = {value: topic for topic, value in sent}
     status_records = [r for r in records if r.value == b"online"]
     assert len(status_records) == 1
-    assert status_records[0].key == "acme/plant-1/s0"
+    assert status_records[0].key == "acme/plant-1"
     assert status_records[0].headers[HEADER_TOPIC] == b"ew/v1/acme/plant-1/s0/status"
     for r in records:
         if r.value == b"online":
             continue
         topic = by_payload[r.value]  # the payload bytes arrive unchanged
-        assert r.key == sensor_uid(topic)
+        assert r.key == "/".join(sensor_uid(topic).split("/")[:2])  # the site
         assert r.headers[HEADER_TOPIC] == topic.encode()
         assert int(r.headers[HEADER_RECEIVED_MS]) > 1_700_000_000_000
     readings_only = [r for r in records if r.value != b"online"]
