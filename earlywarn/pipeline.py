@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from ingest.reasons import Reason
 from ingest.topics import DEADLETTER, alarm_topic
 from rules import composite
 from rules.composite import CompositeState
+from rules.engine import state_to_dict
 from rules.events import RuleEvent
 from rules.fleet import CLOCK_KINDS, FleetEngine
 from rules.lanes.columns import NONE, Bools, Ints, Segments, running_max
@@ -63,6 +64,8 @@ class Pipeline:
         *,
         publish_alarms: bool = True,
         language: Language = "zh",
+        states: Mapping[str, Mapping[str, Any]] | None = None,
+        zone_states: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.registry = registry
         self.clock = clock
@@ -78,8 +81,11 @@ class Pipeline:
         self.engine = FleetEngine()
         self._sensors: list[Sensor] = []
         self._index: dict[str, int] = {}
+        states = states or {}
         for uid, sensor in registry.sensors.items():
-            self._index[uid] = self.engine.add(sensor.rules)
+            saved = states.get(uid)
+            restored = None if saved is None else _restore(sensor.uid, sensor.rules, saved)
+            self._index[uid] = self.engine.add(sensor.rules, restored)
             self._sensors.append(sensor)
         self.engine.settle()  # now, not in the first micro-batch's latency
         self._newest = np.full(len(self._sensors), NONE, dtype=np.int64)
@@ -90,6 +96,10 @@ class Pipeline:
         self._zoned = {self._index[uid] for uid in self._sensors_in_zones()}
         self.zone_states: dict[str, dict[str, CompositeState]] = {}
         """Zone uid → composite rule id → state."""
+        for zone_uid, saved in (zone_states or {}).items():
+            zone = registry.zones.get(zone_uid)
+            if zone is not None:
+                self.zone_states[zone_uid] = _restore(zone_uid, zone.rules, saved)
 
     def _sensors_in_zones(self) -> set[str]:
         return {uid for uid in self.registry.sensors if self.registry.zones_of(uid)}
@@ -111,6 +121,15 @@ class Pipeline:
     def sensor_state(self, uid: str) -> dict[str, Any]:
         """A sensor's rule states (rule id → the rule's state value), for snapshots."""
         return self.engine.state(self._index[uid])
+
+    def sensor_state_data(self, uid: str) -> dict[str, Any]:
+        """A sensor's rule states as plain data (the distributed workers' table values);
+        ``states=`` of a new pipeline reads it back."""
+        return state_to_dict(self.engine.state(self._index[uid]))
+
+    def zone_state_data(self, zone_uid: str) -> dict[str, Any]:
+        """A zone's composite rule states as plain data (``zone_states=`` reads it back)."""
+        return state_to_dict(self.zone_states.get(zone_uid, {}))
 
     def handle(self, msg: Inbound) -> None:
         """Process one message completely; never raises."""
@@ -331,6 +350,34 @@ class Pipeline:
                 False,
             )
             self.counters.deadletters += 1
+
+
+class _Stateful(Protocol):
+    """A sensor rule or a zone's composite rule: what restoring a saved state needs."""
+
+    @property
+    def rule_id(self) -> str: ...
+
+    def state_from_dict(self, data: dict[str, Any]) -> Any: ...
+
+
+def _restore(uid: str, rules: Sequence[_Stateful], saved: Mapping[str, Any]) -> dict[str, Any]:
+    """Saved states of ``uid``'s rules; a rule's state that no longer reads (its kind changed
+    under the same id) starts afresh, with a warning, rather than stopping the service."""
+    out: dict[str, Any] = {}
+    for rule in rules:
+        data = saved.get(rule.rule_id)
+        if data is None:
+            continue
+        try:
+            out[rule.rule_id] = rule.state_from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.warning(
+                "saved state of %s rule %s does not fit the rule any more; it starts afresh",
+                uid,
+                rule.rule_id,
+            )
+    return out
 
 
 def snapshot_json(counters: Counters) -> str:
