@@ -33,6 +33,7 @@ from earlywarn import (
     dashboards_cli,
     onboard_cli,
     simulate_cli,
+    worker_cli,
 )
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerting_config import (
@@ -485,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_cli.add_parser(sub)
     bridge_cli.add_parser(sub)
     alerter_cli.add_parser(sub)
+    worker_cli.add_parser(sub)
     _add_alarm_commands(sub)
     return parser
 

@@ -1,0 +1,277 @@
+"""The distributed runner's worker: a Faust app over ``ew.readings``.
+
+An agent takes the readings of the partitions this worker owns a batch at a time
+(``stream.take_events``), runs them through :class:`~earlywarn.worker_core.WorkerCore` (the
+embedded runner's pipeline and rules), and then, in this order:
+
+1. produces the alarm events to ``ew.alarms`` (keyed by alarm id) and the rejects to
+   ``ew.deadletter``, and waits until Kafka has them;
+2. writes the new state of every sensor and zone the batch touched to the changelog-backed
+   tables ``sensor-state`` and ``zone-state``, and waits until Kafka has those;
+3. only then lets Faust acknowledge the batch (the offsets it commits).
+
+So a committed offset never runs ahead of the saved state, and saved state never runs ahead
+of the alarms it implies. A worker killed anywhere in between leaves readings that the next
+owner evaluates again: from the same state they give the same events (alarm ids derive from
+the sensor, rule and start), and readings the saved state has seen already are ``stale``.
+Alarm events may therefore reach ``ew.alarms`` twice; the alerter applies each once.
+
+Changelog records go to the partition the sensor's readings come from (its site key), not to
+the partition of whichever event Faust last saw: a batch mixes partitions, and recovery gives
+a worker the changelog partitions of the readings partitions it owns.
+
+A timer lets time pass for the owned sensors' offline rules; another one notices a changed
+registry directory and rebuilds the rules with the saved states (no restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from alerting.alarm_records import ALARMS_TOPIC, alarm_key, alarm_value
+from earlywarn.clock import Clock
+from earlywarn.registry import Registry, RegistryError, load_registry
+from earlywarn.worker_core import Outcome, WorkerCore
+from ingest.kafka_records import DEADLETTER_TOPIC, HEADER_RECEIVED_MS, HEADER_TOPIC, READINGS_TOPIC
+from ingest.mqtt import Inbound
+
+log = logging.getLogger(__name__)
+
+SENSOR_TABLE = "sensor-state"
+ZONE_TABLE = "zone-state"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What ``earlywarn worker`` is told; the defaults suit a production Kafka."""
+
+    kafka: str = "127.0.0.1:9092"
+    registry: Path = Path("registry")
+    app_id: str = "earlywarn"
+    """The consumer group of all workers, and the prefix of their changelog topics."""
+    partitions: int = 8
+    """Of ``ew.readings`` and the changelogs: as many workers as this can share the load."""
+    data_dir: Path = Path("earlywarn-worker-data")
+    batch: int = 2000
+    within_s: float = 0.02
+    tick_s: float = 1.0
+    reload_s: float = 10.0
+    session_timeout_s: float = 30.0
+    """How long a silent worker keeps its partitions (a killed one's move after this)."""
+    standby_replicas: int = 1
+    language: str = "zh"
+
+
+def _bootstrap(kafka: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in kafka.split(",") if host.strip()]
+
+
+def registry_fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file of the registry: a change of any
+    means the registry is read again."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    out: list[tuple[str, int, int]] = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((str(p.relative_to(path)), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _headers(message: Any) -> dict[str, bytes]:
+    raw = message.headers or ()
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return {str(k): bytes(v) for k, v in items if v is not None}
+
+
+def to_inbound(message: Any, now_ms: int) -> Inbound:
+    """A record of ``ew.readings`` as the pipeline's input; a record without its topic header
+    gets an empty topic, which the decoder rejects (dead-letter ``bad_topic``)."""
+    headers = _headers(message)
+    topic = headers.get(HEADER_TOPIC, b"").decode("utf-8", "replace")
+    try:
+        received = int(headers[HEADER_RECEIVED_MS])
+    except (KeyError, ValueError):
+        received = now_ms
+    value = message.value if message.value is not None else b""
+    return Inbound(topic, bytes(value), 0, 1, received)
+
+
+class Worker:
+    """The Faust app of one worker process, around a :class:`WorkerCore`."""
+
+    def __init__(self, settings: WorkerSettings, registry: Registry, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.core = WorkerCore(
+            registry,
+            clock,
+            settings.partitions,
+            language="en" if settings.language == "en" else "zh",
+        )
+        self._fingerprint = registry_fingerprint(settings.registry)
+        self.stats = {"batches": 0, "alarm events sent": 0, "dead letters sent": 0}
+        self._lock = asyncio.Lock()
+        """Serialises every change of the core with the writes of its result."""
+        app = faust.App(
+            settings.app_id,
+            broker=_bootstrap(settings.kafka),
+            store="memory://",
+            datadir=str(settings.data_dir),
+            topic_partitions=settings.partitions,
+            web_enabled=False,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
+            broker_rebalance_timeout=max(10.0, settings.session_timeout_s * 2),
+            table_standby_replicas=settings.standby_replicas,
+            topic_replication_factor=1,
+        )
+        self.app = app
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.readings = app.topic(READINGS_TOPIC, partitions=settings.partitions, **raw)
+        self.alarms = app.topic(ALARMS_TOPIC, **raw)
+        self.deadletter = app.topic(DEADLETTER_TOPIC, **raw)
+        # bytes keys and values: Faust's "raw" codec, the JSON is ours (earlywarn.worker_core).
+        table: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+        self.sensor_table = app.Table(SENSOR_TABLE, partitions=settings.partitions, **table)
+        self.zone_table = app.Table(ZONE_TABLE, partitions=settings.partitions, **table)
+        self.sensor_table.on_recover(self._recovered)
+        app.agent(self.readings, name="evaluate")(self._evaluate)
+        app.timer(settings.tick_s, name="offline-tick")(self._tick)
+        app.timer(settings.reload_s, name="registry-reload")(self._reload)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _saved(self, table: Any) -> Callable[[str], bytes | None]:
+        def lookup(uid: str) -> bytes | None:
+            value = table.data.get(uid.encode())
+            return None if value is None else bytes(value)
+
+        return lookup
+
+    def _owned_partitions(self) -> set[int]:
+        return {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == READINGS_TOPIC
+        }
+
+    async def _recovered(self) -> None:
+        """After every rebalance, once the tables hold the owned partitions' changelogs: take
+        the saved states of the sensors now owned."""
+        owned = self._owned_partitions()
+        async with self._lock:
+            self.core.load(owned, self._saved(self.sensor_table), self._saved(self.zone_table))
+
+    async def _save(self, out: Outcome) -> None:
+        """Produce the batch's alarms and rejects, then its new states, waiting for each.
+
+        Called under :attr:`_lock` right after the core changed, so the states written are
+        those of this batch, and two writes of one sensor reach the changelog in order.
+        """
+        values = [
+            *(
+                (self.sensor_table, uid, self.core.sensor_value(uid), p)
+                for uid, p in out.sensors.items()
+            ),
+            *((self.zone_table, uid, self.core.zone_value(uid), p) for uid, p in out.zones.items()),
+        ]
+        for table, uid, value, _p in values:
+            table.data[uid.encode()] = value  # what a registry reload reads from now on
+        sent: list[Awaitable[Any]] = []
+        for event in out.alarms:
+            sent.append(await self.alarms.send(key=alarm_key(event), value=alarm_value(event)))
+        for key, value in out.deadletters:
+            sent.append(await self.deadletter.send(key=key, value=value))
+        if sent:
+            await asyncio.gather(*sent)
+        self.stats["alarm events sent"] += len(out.alarms)
+        self.stats["dead letters sent"] += len(out.deadletters)
+        saved = [table.send_changelog(p, uid.encode(), value) for table, uid, value, p in values]
+        if saved:
+            await asyncio.gather(*saved)
+
+    # -- agent and timers --------------------------------------------------------------------
+
+    async def _evaluate(self, stream: Any) -> None:
+        settings = self.settings
+        async for events in stream.take_events(settings.batch, within=settings.within_s):
+            now = self.clock.now_ms()
+            owned = self.core.owned
+            # A batch taken just before a rebalance may hold records of partitions given away:
+            # their new owner evaluates them from the committed offset.
+            messages = [to_inbound(e.message, now) for e in events if e.message.partition in owned]
+            if not messages:
+                continue
+            async with self._lock:
+                await self._save(self.core.handle(messages))
+            self.stats["batches"] += 1
+
+    async def _tick(self) -> None:
+        if not self.core.owned:
+            return
+        async with self._lock:
+            await self._save(self.core.tick(self.clock.now_ms()))
+
+    async def _reload(self) -> None:
+        fingerprint = registry_fingerprint(self.settings.registry)
+        if fingerprint == self._fingerprint:
+            return
+        self._fingerprint = fingerprint
+        try:
+            registry = await asyncio.to_thread(load_registry, self.settings.registry)
+        except RegistryError as exc:
+            log.error(
+                "the registry in %s changed but cannot be used; the workers go on with the "
+                "previous one until it is fixed:\n%s",
+                self.settings.registry,
+                exc,
+            )
+            return
+        async with self._lock:
+            self.core.load(
+                self.core.owned,
+                self._saved(self.sensor_table),
+                self._saved(self.zone_table),
+                registry=registry,
+            )
+        log.warning(
+            "registry reloaded from %s: %d sensors, %d zones",
+            self.settings.registry,
+            len(registry.sensors),
+            len(registry.zones),
+        )
+
+    def counters(self) -> dict[str, Any]:
+        """What the worker did, for its exit report."""
+        return {**self.core.counters.snapshot(), **self.stats}
+
+
+def run_worker(worker: Worker, loglevel: str, report: Callable[[dict[str, Any]], None]) -> None:
+    """Run until SIGINT/SIGTERM (Faust's worker installs the handlers); then report."""
+    faust_worker = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    finally:
+        report(worker.counters())
+
+
+__all__: Sequence[str] = ("Worker", "WorkerSettings", "run_worker", "to_inbound")

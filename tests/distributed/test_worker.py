@@ -1,0 +1,162 @@
+"""The Faust workers against a real Kafka-protocol broker (tansu): alarms, state, failover."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.distributed.bridge_harness import read_all, wait_until
+from tests.distributed.worker_harness import (
+    WorkerProcess,
+    alarm_events,
+    all_committed,
+    create_topics,
+    distinct,
+    produce,
+    reading,
+    write_registry,
+)
+from tests.services.tansu import Tansu
+
+pytestmark = pytest.mark.timeout(300)
+
+PARTITIONS = 4
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    made: list[WorkerProcess] = []
+    yield made
+    for w in made:
+        w.close()
+
+
+def test_one_worker_raises_and_clears_alarms_from_kafka_readings(
+    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+) -> None:
+    registry = write_registry(tmp_path / "registry", sites=4, detectors=2)
+    create_topics(tansu.bootstrap, PARTITIONS)
+    worker = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS)
+    workers.append(worker)
+    worker.start()
+    wait_until(lambda: worker.owned() == set(range(PARTITIONS)), 60, "w1 to own everything")
+
+    # Each site's GD-00: normal, orange, red, normal; a bad payload and an unknown sensor.
+    messages = []
+    for seq, value in enumerate([3.0, 30.0, 60.0, 2.0]):
+        messages += [reading(s, 0, seq, value) for s in range(4)]
+    messages += [
+        ("ew/v1/acme/site-01/GD-00/up", b"{not json"),
+        ("ew/v1/acme/site-01/GD-99/up", b'{"ts": 1795284000000, "v": 1}'),
+    ]
+    produce(tansu.bootstrap, messages)
+
+    wait_until(lambda: len(alarm_events(tansu.bootstrap)) >= 12, 60, "12 alarm events")
+    events = alarm_events(tansu.bootstrap)
+    by_sensor: dict[str, list[str]] = {}
+    for e in sorted(events, key=lambda e: e.ts_ms):
+        by_sensor.setdefault(e.sensor, []).append(
+            f"{e.change.value}:{e.level.label if e.level else '-'}"
+        )
+    assert by_sensor == {
+        f"acme/site-{s:02d}/GD-00": ["raised:orange", "level_changed:red", "cleared:-"]
+        for s in range(4)
+    }
+    assert len(distinct(events)) == len(events) == 12
+    wait_until(lambda: len(read_all(tansu.bootstrap, "ew.deadletter")) >= 2, 30, "dead letters")
+    reasons = sorted(r.value.decode() for r in read_all(tansu.bootstrap, "ew.deadletter"))
+    assert any('"bad_json"' in r for r in reasons), reasons
+    assert any('"unknown_sensor"' in r for r in reasons), reasons
+    counters = worker.stop()
+    assert counters["alarm events sent"] == 12
+    assert counters["dead letters sent"] == 2
+
+
+def _script(seq: int) -> float:
+    """Every detector's value at reading ``seq``: orange from 2, red from 14, normal from 20.
+
+    Readings 2–13 repeat orange: a worker that lost the state would raise orange again (a new
+    alarm id), so the alarm count tells lost state apart from recovered state.
+    """
+    if seq < 2:
+        return 3.0
+    if seq < 14:
+        return 30.0
+    if seq < 20:
+        return 60.0
+    return 2.0
+
+
+@pytest.mark.parametrize("standbys", [1, 0], ids=["standby", "no-standby"])
+def test_a_killed_workers_partitions_move_with_their_state(
+    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess], standbys: int
+) -> None:
+    """With a standby the survivor has a warm copy of the victim's state; without one it
+    reads the victim's changelog partitions when it takes them over."""
+    # Several detectors per site: each batch writes many states to each changelog partition
+    # in one produce request, so recovery must read a partition's last batch whole.
+    sites, detectors = 8, 6
+    registry = write_registry(tmp_path / "registry", sites=sites, detectors=detectors)
+    create_topics(tansu.bootstrap, PARTITIONS)
+    extra = ("--standby-replicas", str(standbys))
+    w1 = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS, *extra)
+    w2 = WorkerProcess(tmp_path, "w2", tansu.bootstrap, registry, PARTITIONS, *extra)
+    workers += [w1, w2]
+    w1.start()
+    w2.start()
+
+    def shared() -> bool:
+        a, b = w1.owned(), w2.owned()
+        return bool(a) and bool(b) and a | b == set(range(PARTITIONS)) and not a & b
+
+    wait_until(shared, 90, "the two workers to share the partitions")
+    victim = w1 if 0 in (w1.owned() or set()) else w2
+    survivor = w2 if victim is w1 else w1
+
+    def batch(seqs: range) -> list[tuple[str, bytes]]:
+        return [
+            reading(s, d, seq, _script(seq))
+            for seq in seqs
+            for s in range(sites)
+            for d in range(detectors)
+        ]
+
+    sensors = sites * detectors
+    produce(tansu.bootstrap, batch(range(8)))
+    # Every detector orange, and the north zone of site-00 (two detectors orange) red.
+    wait_until(
+        lambda: len(distinct(alarm_events(tansu.bootstrap))) >= sensors + 1,
+        60,
+        "the orange alarms and the zone's red one",
+    )
+    # The victim's readings so far are committed: its successor starts after them, so only
+    # the changelog can tell it that the detectors are orange already.
+    lost = victim.owned() or set()
+    wait_until(lambda: all_committed(tansu.bootstrap, "earlywarn", lost), 30, "the victim's commit")
+    victim.kill()
+    produce(tansu.bootstrap, batch(range(8, 24)))
+    wait_until(lambda: survivor.owned() == set(range(PARTITIONS)), 90, "the survivor to take over")
+    expected = sensors * 3 + 2  # orange, red, clear per detector; the zone raised and cleared
+    wait_until(
+        lambda: len(distinct(alarm_events(tansu.bootstrap))) >= expected,
+        90,
+        "every alarm event after the failover",
+    )
+    events = alarm_events(tansu.bootstrap)
+    got = distinct(events)
+    per_sensor: dict[str, list[str]] = {}
+    for alarm_id, change, _ts, level in sorted(got, key=lambda t: t[2]):
+        sensor = next(e.sensor for e in events if e.alarm_id == alarm_id)
+        per_sensor.setdefault(sensor, []).append(f"{change}:{level}")
+    want = {
+        f"acme/site-{s:02d}/GD-{d:02d}": ["raised:orange", "level_changed:red", "cleared:-"]
+        for s in range(sites)
+        for d in range(detectors)
+    }
+    want["acme/site-00/north"] = ["raised:red", "cleared:-"]
+    assert per_sensor == want  # nothing lost, nothing raised twice (state was recovered)
+    assert len(got) == expected
+    counters = survivor.stop()
+    print(f"alarm events in ew.alarms: {len(events)}, distinct: {len(got)}; survivor: {counters}")
