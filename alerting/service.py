@@ -21,7 +21,7 @@ from alerting.ackweb import AckReply, AlarmPage, Answer, Contacted
 from alerting.escalation import Escalator
 from alerting.lifecycle import AckMethod, AlarmRecord
 from alerting.store import AlertStore
-from alerting.store_rows import AckResult, AckStatus
+from alerting.store_rows import AckResult, AckStatus, Applied
 from earlywarn.model import AlarmEvent, format_value, signal_unit
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,28 @@ class AlertService:
     def emit(self, event: AlarmEvent) -> None:
         """Record an event and plan what it calls for. Never raises: a store problem is
         logged loudly, and the console and MQTT sinks still carry the event."""
-        now = self.now_ms()
         try:
-            applied = self.store.apply_event(event, now, drill=self.drill or event.drill)
-            if applied is not None:
-                self.escalator.on_applied(applied, now)
+            self.record(event)
         except Exception:
             log.exception("could not record or escalate alarm event %s", event.alarm_id)
+
+    def record(self, event: AlarmEvent) -> Applied | None:
+        """Record an event and plan what it calls for; what it changed, or ``None`` when the
+        store already held it or it came too late (a duplicate, a stale event).
+
+        Raises what the store raises (``sqlite3.Error`` when it cannot take the event now):
+        the event is then not recorded, and whoever delivered it may deliver it again. A
+        failure to plan the sends of a recorded event is logged, not raised: recording it
+        again would change nothing, and :meth:`start` plans every open alarm.
+        """
+        now = self.now_ms()
+        applied = self.store.apply_event(event, now, drill=self.drill or event.drill)
+        if applied is not None:
+            try:
+                self.escalator.on_applied(applied, now)
+            except Exception:
+                log.exception("could not plan the notifications of %s", event.alarm_id)
+        return applied
 
     def start(self) -> None:
         """At start-up: settle steps a killed process left mid-send, plan every open alarm."""

@@ -258,12 +258,9 @@ class Alerter:
                 exc,
             )
             return
-        # AlertService.emit, except that a store failure is raised (the offset must not be
-        # committed) and the outcome counted.
-        service = self.alerts
-        now = service.now_ms()
+        # Not AlertService.emit: a store failure must hold the offset, and the outcome counts.
         try:
-            applied = service.store.apply_event(event, now, drill=service.drill or event.drill)
+            applied = self.alerts.record(event)
         except sqlite3.Error as exc:
             self.counters.store_failures += 1
             log.error(
@@ -284,11 +281,6 @@ class Alerter:
             self.counters.duplicates += 1
             return
         self.counters.applied += 1
-        try:
-            service.escalator.on_applied(applied, now)
-        except Exception:
-            # Recorded, so not read again; the plan is made at the next start (recover).
-            log.exception("could not plan the notifications of %s", event.alarm_id)
 
     # -- ew.readings (storage) -------------------------------------------------------------
 
