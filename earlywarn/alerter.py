@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -36,6 +36,7 @@ from alerting.alarm_records import ALARMS_TOPIC, alarm_from_value
 from alerting.service import AlertService
 from earlywarn.clock import Clock
 from earlywarn.model import Reading
+from earlywarn.periodic import every
 from earlywarn.registry import Registry
 from earlywarn.storage_wiring import StorageRuntime
 from ingest.decode import Limits, decode_reading_message
@@ -168,7 +169,9 @@ class Alerter:
             every(self.settings.escalate_s, self.alerts.pump_async, "sending escalation steps")
         )
         feeder = (
-            asyncio.create_task(every(self.settings.store_every_s, self._step_storage, "storage"))
+            asyncio.create_task(
+                every(self.settings.store_every_s, self._step_storage, "feeding the storage spool")
+            )
             if self.storage is not None
             else None
         )
@@ -197,7 +200,7 @@ class Alerter:
                 await self.ack_server.stop()
         return self.counters
 
-    async def _step_storage(self) -> None:
+    def _step_storage(self) -> None:
         if self.storage is not None:
             self.storage.step(self.clock.now_ms())
 
@@ -392,19 +395,6 @@ class Alerter:
             # records again, which changes nothing in the store or in InfluxDB.
             self.counters.commit_failures += 1
             log.warning("could not commit offsets (%s); those records will come again", exc)
-
-
-async def every(period_s: float, step: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``step`` every ``period_s`` until cancelled; a defect in one run is logged and the
-    next run goes ahead (escalation must not end for every alarm because one failed)."""
-    while True:
-        try:
-            await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("internal error while %s", what)
-        await asyncio.sleep(period_s)
 
 
 def _finish(future: asyncio.Future[None]) -> None:

@@ -19,6 +19,7 @@ from alerting.service import AlertService
 from alerting.sinks import AlarmSink
 from earlywarn.clock import Clock, SystemClock
 from earlywarn.counters import Counters
+from earlywarn.periodic import every
 from earlywarn.pipeline import Pipeline
 from earlywarn.registry import Registry
 from earlywarn.settings import RunSettings
@@ -95,8 +96,18 @@ class EmbeddedRunner:
         connection.start()
         consumer = asyncio.create_task(self._consume(handoff, connection))
         ticker = asyncio.create_task(self._tick())
-        escalator = asyncio.create_task(self._escalate(self.alerts)) if self.alerts else None
-        feeder = asyncio.create_task(self._store(self.storage)) if self.storage else None
+        escalator: asyncio.Task[None] | None = None
+        feeder: asyncio.Task[None] | None = None
+        if self.alerts is not None:
+            # Due escalation steps, every escalate_s; sends run in worker threads.
+            escalator = asyncio.create_task(
+                every(self.settings.escalate_s, self.alerts.pump_async, "sending escalation steps")
+            )
+        if self.storage is not None:
+            # Every second: alarm history and notifications into the spool; site snapshots.
+            feeder = asyncio.create_task(
+                every(1.0, self._step_storage, "feeding the storage spool", wait_first=True)
+            )
         try:
             await stop.wait()
         finally:
@@ -126,29 +137,9 @@ class EmbeddedRunner:
         for msg in batch:
             connection.ack(msg.mid, msg.qos)
 
-    async def _store(self, storage: StorageRuntime) -> None:
-        """Every second: alarm history and notifications into the spool; site snapshots."""
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                storage.step(self.pipeline.clock.now_ms())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Storage is second to alarms: log, and try again in a second.
-                log.exception("internal error while feeding the storage spool")
-
-    async def _escalate(self, alerts: AlertService) -> None:
-        """Send due escalation steps, every ``escalate_s``; sends run in worker threads."""
-        while True:
-            try:
-                await alerts.pump_async()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A store or channel defect must not end escalation for every other alarm.
-                log.exception("internal error while sending escalation steps")
-            await asyncio.sleep(self.settings.escalate_s)
+    def _step_storage(self) -> None:
+        if self.storage is not None:
+            self.storage.step(self.pipeline.clock.now_ms())
 
     async def _tick(self) -> None:
         """Clock ticks for offline detection, independent of whether readings arrive."""
