@@ -26,10 +26,8 @@ from alerting.store import AlertStore
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerter import Alerter, AlerterSettings
 from earlywarn.alerting_config import AlertingConfigError
-from earlywarn.api.app import ApiContext, create_app
-from earlywarn.api.server import ApiServer
 from earlywarn.api.tokens import TokensError
-from earlywarn.api_wiring import ApiSettings, onboarder_from_env
+from earlywarn.api_wiring import ApiSettings, onboarder_from_env, start_api
 from earlywarn.channels_file import ChannelsError, load_channels
 from earlywarn.clock import SystemClock
 from earlywarn.messages import LANGUAGES
@@ -184,15 +182,8 @@ def cmd_alerter(args: argparse.Namespace) -> int:
         )
         server = None
         if api is not None:
-            ctx = ApiContext(
-                registry=registry,
-                tokens=api.tokens,
-                store=alerting.store,
-                ack=alerting.service.ack,
-                onboarder=onboarder_from_env(registry, clock),
-            )
-            server = ApiServer(create_app(ctx), api.host, api.port)
-            await server.start()
+            onboarder = onboarder_from_env(registry, clock)
+            server = await start_api(api, registry, None, alerting.service, onboarder)
         try:
             await alerter.run(stop)
         finally:

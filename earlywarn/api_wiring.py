@@ -1,8 +1,9 @@
-"""Serving the HTTP API next to a running :class:`EmbeddedRunner`: ``run`` and ``demo`` build
-it here, so both serve the same thing.
+"""Serving the HTTP API next to a running :class:`EmbeddedRunner` or the alerter: ``run``,
+``demo`` and ``alerter`` build it here, so all serve the same thing.
 
 The API reads the runner's live counters, hand-off queue and connection through callables
-evaluated at each request, on the runner's loop; the alert store is the runner's own.
+evaluated at each request, on the runner's loop; the alert store is the runner's (or the
+alerter's) own.
 Onboarding through the API is applied only when the broker's authentication directory is
 configured (``EARLYWARN_MQTT_AUTH_DIR``, the same variables as ``earlywarn onboard``);
 otherwise submissions are checked but not applied.
@@ -73,28 +74,28 @@ def onboarder_from_env(registry: Registry, clock: Clock) -> Onboarder | None:
 async def start_api(
     settings: ApiSettings,
     registry: Registry,
-    runner: EmbeddedRunner,
+    runner: EmbeddedRunner | None,
     alerts: AlertService,
     onboarder: Onboarder | None,
 ) -> ApiServer:
-    """Build the app over the runner and start serving on the running loop."""
-
-    def queues() -> dict[str, int]:
-        return {"mqtt_handoff": len(runner.handoff) if runner.handoff is not None else 0}
-
-    def connected() -> bool | None:
-        return runner.connection.connected.is_set() if runner.connection is not None else None
-
+    """Build the app over the alert service (and the runner's counters, hand-off queue and
+    MQTT connection, when there is a runner: the alerter has none) and start serving on the
+    running loop."""
     ctx = ApiContext(
         registry=registry,
         tokens=settings.tokens,
         store=alerts.store,
         ack=alerts.ack,
-        counters=lambda: runner.counters,
-        queues=queues,
-        mqtt_connected=connected,
         onboarder=onboarder,
     )
+    if runner is not None:
+        ctx.counters = lambda: runner.counters
+        ctx.queues = lambda: {
+            "mqtt_handoff": len(runner.handoff) if runner.handoff is not None else 0
+        }
+        ctx.mqtt_connected = lambda: (
+            runner.connection.connected.is_set() if runner.connection is not None else None
+        )
     server = ApiServer(create_app(ctx), settings.host, settings.port)
     await server.start()
     return server
