@@ -22,18 +22,21 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from alerting.store import AlertStore
 from earlywarn.alert_wiring import AlertingSetupError, open_alerting
 from earlywarn.alerter import Alerter, AlerterSettings
 from earlywarn.alerting_config import AlertingConfigError
-from earlywarn.api.tokens import TokensError
-from earlywarn.api_wiring import ApiSettings, onboarder_from_env, start_api
+from earlywarn.api_wiring import onboarder_from_env, start_api
 from earlywarn.channels_file import ChannelsError, load_channels
+from earlywarn.cli_common import (
+    add_api_flags,
+    add_storage_flags,
+    api_settings,
+    load_registry_or_report,
+    open_storage,
+)
 from earlywarn.clock import SystemClock
 from earlywarn.messages import LANGUAGES
-from earlywarn.registry import Registry, RegistryError, load_registry
-from earlywarn.settings import RunSettings, StorageSettings
-from earlywarn.storage_wiring import StorageRuntime
+from earlywarn.settings import RunSettings
 from earlywarn.store_path import DEFAULT_STORE, STORE_ENV, store_path
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -70,31 +73,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--store", help=f"alert store file (default ${STORE_ENV} or ./{DEFAULT_STORE})"
     )
     alerter.add_argument("--lang", choices=LANGUAGES, default="zh", help="language of messages")
-    alerter.add_argument(
-        "--influx",
-        metavar="URL",
-        help="InfluxDB to store readings and alarm history in, e.g. http://127.0.0.1:8086 "
-        "(default $EARLYWARN_INFLUX_URL; none: nothing is stored); token, org and bucket "
-        "from $EARLYWARN_INFLUX_TOKEN, _ORG, _BUCKET",
-    )
-    alerter.add_argument(
-        "--spool",
-        metavar="FILE",
-        help="the local spool points wait in for InfluxDB "
-        "(default $EARLYWARN_SPOOL or ./earlywarn-spool.db)",
-    )
-    alerter.add_argument(
-        "--api",
-        metavar="HOST:PORT",
-        help="serve the HTTP API here, e.g. 127.0.0.1:8781 (default $EARLYWARN_API_LISTEN; "
-        "none: off); see docs/api.md",
-    )
-    alerter.add_argument(
-        "--api-tokens",
-        metavar="FILE",
-        help="the API's tokens file (default $EARLYWARN_API_TOKENS); "
-        "make one with `earlywarn api-token add`",
-    )
+    add_storage_flags(alerter)
+    add_api_flags(alerter)
     alerter.set_defaults(func=cmd_alerter)
 
 
@@ -103,34 +83,18 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _registry(path: Path) -> Registry | None:
-    try:
-        return load_registry(path)
-    except RegistryError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"{problem}\n")
-        count = len(exc.problems)
-        _fail(f"cannot use registry {path}: {count} problem{'s' if count != 1 else ''}")
-        return None
-
-
 def cmd_alerter(args: argparse.Namespace) -> int:
     """Check every setting, then run the alerter until SIGINT or SIGTERM; print the counters."""
-    registry = _registry(Path(args.registry))
+    registry = load_registry_or_report(Path(args.registry), "alerter")
     if registry is None:
         return EXIT_USAGE
     kafka = args.kafka or os.environ.get(KAFKA_ENV) or DEFAULT_KAFKA
     if not args.group.strip():
         return _fail("--group must not be empty")
     run_settings = replace(RunSettings.from_env(), language=args.lang)
-    try:
-        api = ApiSettings.from_flags(args.api, args.api_tokens, registry)
-    except TokensError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"{problem}\n")
+    api = api_settings(args, registry)
+    if api is False:
         return EXIT_USAGE
-    except ValueError as exc:
-        return _fail(str(exc))
     clock = SystemClock()
     try:
         channels = load_channels(registry.path)
@@ -142,7 +106,7 @@ def cmd_alerter(args: argparse.Namespace) -> int:
     except (AlertingSetupError, OSError) as exc:
         return _fail(str(exc))
     try:
-        storage = _open_storage(args, registry, alerting.store)
+        storage = open_storage(args, registry, alerting.store)
     except (ValueError, OSError) as exc:
         alerting.close()
         return _fail(str(exc))
@@ -181,7 +145,7 @@ def cmd_alerter(args: argparse.Namespace) -> int:
             storage.settings.influx_url if storage is not None else "off",
         )
         server = None
-        if api is not None:
+        if api:
             onboarder = onboarder_from_env(registry, clock)
             server = await start_api(api, registry, None, alerting.service, onboarder)
         try:
@@ -197,13 +161,3 @@ def cmd_alerter(args: argparse.Namespace) -> int:
     sys.stdout.write("earlywarn alerter stopped\n" + alerter.counters.format() + "\n")
     sys.stdout.flush()
     return EXIT_OK
-
-
-def _open_storage(
-    args: argparse.Namespace, registry: Registry, store: AlertStore
-) -> StorageRuntime | None:
-    """The storage runtime when an InfluxDB is configured, else ``None``."""
-    settings = StorageSettings.from_env(influx_url=args.influx, spool_path=args.spool)
-    if settings.influx_url is None:
-        return None
-    return StorageRuntime(settings, registry, SystemClock(), store)

@@ -17,13 +17,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 from alerting.channels.config import ChannelSettings, env_references
 from alerting.console import ConsoleSink
 from alerting.policy import DEFAULT_POLICIES
 from alerting.routing import Route
-from alerting.store import AlertStore
 from earlywarn import (
     __version__,
     alarms_cli,
@@ -43,8 +41,7 @@ from earlywarn.alerting_config import (
     AlertingConfigError,
     load_alerting_config,
 )
-from earlywarn.api.tokens import TokensError
-from earlywarn.api_wiring import ApiSettings, onboarder_from_env, start_api
+from earlywarn.api_wiring import onboarder_from_env, start_api
 from earlywarn.backtest import run_backtest
 from earlywarn.channels_file import (
     CHANNELS_FILE,
@@ -52,14 +49,21 @@ from earlywarn.channels_file import (
     load_channels,
     read_channel_settings,
 )
+from earlywarn.cli_common import (
+    add_api_flags,
+    add_storage_flags,
+    api_settings,
+    load_registry_or_report,
+    open_storage,
+    report_registry_problems,
+)
 from earlywarn.clock import SystemClock
 from earlywarn.durations import parse_seconds
 from earlywarn.messages import LANGUAGES
 from earlywarn.model import DEFAULT_TIMEZONE
 from earlywarn.registry import Registry, RegistryError, load_registry
 from earlywarn.runner import EmbeddedRunner
-from earlywarn.settings import RunSettings, StorageSettings
-from earlywarn.storage_wiring import StorageRuntime
+from earlywarn.settings import RunSettings
 from earlywarn.store_path import DEFAULT_STORE, STORE_ENV, store_path
 from earlywarn.yamlsource import Problem
 from ingest.mqtt import parse_mqtt_url
@@ -74,21 +78,6 @@ def example_registry() -> Iterator[Path]:
     """The example registry shipped inside the package (works from a wheel too)."""
     with resources.as_file(resources.files("earlywarn.examples") / "registry") as path:
         yield path
-
-
-def _load(path: Path) -> Registry | None:
-    try:
-        return load_registry(path)
-    except RegistryError as exc:
-        _report(path, exc.problems)
-        return None
-
-
-def _report(path: Path, problems: Sequence[Problem]) -> None:
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    count = len(problems)
-    print(f"registry {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
 
 
 def cmd_check_registry(args: argparse.Namespace) -> int:
@@ -121,7 +110,7 @@ def cmd_check_registry(args: argparse.Namespace) -> int:
         unchecked = [f for f in (ROUTING_FILE, ESCALATION_FILE) if (path / f).is_file()]
         if registry is None and unchecked:  # stdout: stderr holds only file:line problems
             print(f"{' and '.join(unchecked)} will be checked once the registry loads")
-        _report(path, problems)
+        report_registry_problems(path, problems)
         return EXIT_USAGE
     s = registry.summary()
     print(f"registry {args.registry}: OK")
@@ -244,10 +233,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         path = Path(args.registry) if args.registry else stack.enter_context(example_registry())
-        registry = _load(path)
+        registry = load_registry_or_report(path)
         if registry is None:
             return EXIT_USAGE
-        api = _api_settings(args, registry)
+        api = api_settings(args, registry)
         if api is False:
             return EXIT_USAGE
         try:
@@ -269,7 +258,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the long-running embedded service until SIGINT or SIGTERM."""
-    registry = _load(Path(args.registry))
+    registry = load_registry_or_report(Path(args.registry))
     if registry is None:
         return EXIT_USAGE
     settings = replace(
@@ -283,7 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"earlywarn run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    api = _api_settings(args, registry)
+    api = api_settings(args, registry)
     if api is False:
         return EXIT_USAGE
     try:
@@ -299,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"earlywarn run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        storage = _open_storage(args, registry, alerting.store)
+        storage = open_storage(args, registry, alerting.store)
     except (ValueError, OSError) as exc:
         alerting.close()
         print(f"earlywarn run: {exc}", file=sys.stderr)
@@ -349,33 +338,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _api_settings(
-    args: argparse.Namespace, registry: Registry
-) -> ApiSettings | Literal[False] | None:
-    """The API's settings (``None``: off); ``False`` after printing why they cannot work."""
-    try:
-        return ApiSettings.from_flags(args.api, args.api_tokens, registry)
-    except TokensError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-    except ValueError as exc:
-        print(f"earlywarn {args.command}: {exc}", file=sys.stderr)
-    return False
-
-
-def _open_storage(
-    args: argparse.Namespace, registry: Registry, store: AlertStore
-) -> StorageRuntime | None:
-    """The storage runtime when an InfluxDB is configured, else ``None``."""
-    settings = StorageSettings.from_env(influx_url=args.influx, spool_path=args.spool)
-    if settings.influx_url is None:
-        return None
-    return StorageRuntime(settings, registry, SystemClock(), store)
-
-
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run recorded readings through the rules on a simulated clock."""
-    registry = _load(Path(args.registry))
+    registry = load_registry_or_report(Path(args.registry))
     if registry is None:
         return EXIT_USAGE
     path = Path(args.input)
@@ -419,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--store", help="keep the demo's alert store in this file (default: a temporary one)"
     )
-    _add_api_flags(demo)
+    add_api_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="the long-running service: subscribe, evaluate, alarm")
@@ -437,20 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--store", help=f"alert store file (default ${STORE_ENV} or ./{DEFAULT_STORE})"
     )
-    run.add_argument(
-        "--influx",
-        metavar="URL",
-        help="InfluxDB to store readings and alarm history in, e.g. http://127.0.0.1:8086 "
-        "(default $EARLYWARN_INFLUX_URL; none: nothing is stored); token, org and bucket "
-        "from $EARLYWARN_INFLUX_TOKEN, _ORG, _BUCKET",
-    )
-    run.add_argument(
-        "--spool",
-        metavar="FILE",
-        help="the local spool points wait in for InfluxDB "
-        "(default $EARLYWARN_SPOOL or ./earlywarn-spool.db)",
-    )
-    _add_api_flags(run)
+    add_storage_flags(run)
+    add_api_flags(run)
     run.set_defaults(func=cmd_run)
 
     backtest = sub.add_parser("backtest", help="run recorded readings through the rules")
@@ -671,21 +624,6 @@ def _add_alarm_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     mlist = macts.add_parser("list", parents=[common], help="windows in force or planned")
     mlist.add_argument("--all", action="store_true", help="every window, past ones too")
     mlist.set_defaults(func=_alarms(alarms_cli.cmd_maintenance_list))
-
-
-def _add_api_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api",
-        metavar="HOST:PORT",
-        help="serve the HTTP API here, e.g. 127.0.0.1:8781 (default $EARLYWARN_API_LISTEN; "
-        "none: off); see docs/api.md",
-    )
-    parser.add_argument(
-        "--api-tokens",
-        metavar="FILE",
-        help="the API's tokens file (default $EARLYWARN_API_TOKENS); "
-        "make one with `earlywarn api-token add`",
-    )
 
 
 def _duration(text: str) -> float:
