@@ -260,7 +260,11 @@ class Worker:
 
     def counters(self) -> dict[str, Any]:
         """What the worker did, for its exit report."""
-        return {**self.core.counters.snapshot(), **self.stats}
+        return {
+            **self.core.counters.snapshot(),
+            **self.stats,
+            "device statuses (not evaluated)": self.core.statuses,
+        }
 
 
 def run_worker(worker: Worker, loglevel: str, report: Callable[[dict[str, Any]], None]) -> None:

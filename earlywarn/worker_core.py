@@ -34,6 +34,8 @@ from ingest.topics import DEADLETTER
 
 log = logging.getLogger(__name__)
 
+STATUS_SUFFIX = "/status"
+
 StateLookup = Callable[[str], bytes | None]
 """Saved state (table value) of a sensor or zone uid, ``None`` when there is none."""
 
@@ -116,6 +118,8 @@ class WorkerCore:
         self.language: Language = language
         self.owned: frozenset[int] = frozenset()
         self.counters = Counters()
+        self.statuses = 0
+        """Device status records skipped."""
         self._collect = _Collect()
         self.registry = registry
         self.pipeline = self._pipeline(registry, {}, {})
@@ -195,9 +199,16 @@ class WorkerCore:
     # -- work --------------------------------------------------------------------------------
 
     def handle(self, messages: Sequence[Inbound]) -> Outcome:
-        """Decode and evaluate a batch of messages (in partition order); never raises."""
+        """Decode and evaluate a batch of messages (in partition order); never raises.
+
+        Device statuses (``…/status``, which the bridges forward too) are counted and left in
+        Kafka: like the embedded runner, the rules judge silence by readings, not by what a
+        device says of itself.
+        """
+        readings = [m for m in messages if not m.topic.endswith(STATUS_SUFFIX)]
+        self.statuses += len(messages) - len(readings)
         self._collect.take()
-        self.pipeline.handle_batch(messages)
+        self.pipeline.handle_batch(readings)
         return self._changed(self._collect.take())
 
     def tick(self, now_ms: int) -> Outcome:

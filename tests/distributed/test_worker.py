@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,12 +91,18 @@ def _script(seq: int) -> float:
     return 2.0
 
 
-@pytest.mark.parametrize("standbys", [1, 0], ids=["standby", "no-standby"])
+@pytest.mark.parametrize(
+    ("standbys", "when"),
+    [(1, "committed"), (0, "committed"), (1, "in-flight")],
+    ids=["standby-after-commit", "no-standby-after-commit", "standby-mid-stream"],
+)
 def test_a_killed_workers_partitions_move_with_their_state(
-    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess], standbys: int
+    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess], standbys: int, when: str
 ) -> None:
     """With a standby the survivor has a warm copy of the victim's state; without one it
-    reads the victim's changelog partitions when it takes them over."""
+    reads the victim's changelog partitions when it takes them over. Killed after its commit,
+    only the changelog knows what the victim saw; killed while readings stream in, the
+    survivor also evaluates again what the victim took but did not commit."""
     # Several detectors per site: each batch writes many states to each changelog partition
     # in one produce request, so recovery must read a partition's last batch whole.
     sites, detectors = 8, 6
@@ -133,10 +141,19 @@ def test_a_killed_workers_partitions_move_with_their_state(
     )
     # The victim's readings so far are committed: its successor starts after them, so only
     # the changelog can tell it that the detectors are orange already.
-    lost = victim.owned() or set()
-    wait_until(lambda: all_committed(tansu.bootstrap, "earlywarn", lost), 30, "the victim's commit")
-    victim.kill()
-    produce(tansu.bootstrap, batch(range(8, 24)))
+    if when == "committed":
+        lost = victim.owned() or set()
+        wait_until(
+            lambda: all_committed(tansu.bootstrap, "earlywarn", lost), 30, "the victim's commit"
+        )
+        victim.kill()
+        produce(tansu.bootstrap, batch(range(8, 24)))
+    else:
+        feeding = threading.Thread(target=produce, args=(tansu.bootstrap, batch(range(8, 24))))
+        feeding.start()
+        time.sleep(0.3)
+        victim.kill()
+        feeding.join()
     wait_until(lambda: survivor.owned() == set(range(PARTITIONS)), 90, "the survivor to take over")
     expected = sensors * 3 + 2  # orange, red, clear per detector; the zone raised and cleared
     wait_until(
@@ -160,3 +177,76 @@ def test_a_killed_workers_partitions_move_with_their_state(
     assert len(got) == expected
     counters = survivor.stop()
     print(f"alarm events in ew.alarms: {len(events)}, distinct: {len(got)}; survivor: {counters}")
+
+
+def test_offline_detectors_are_called_out_once_by_the_worker_that_owns_them(
+    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+) -> None:
+    """Site-00..05 report once and fall silent; site-06 and -07 never report. Each worker
+    ticks only the sensors of its own partitions: every detector is offline exactly once."""
+    sites, detectors = 8, 2
+    registry = write_registry(
+        tmp_path / "registry", sites=sites, detectors=detectors, offline=True, interval="1s"
+    )
+    create_topics(tansu.bootstrap, PARTITIONS)
+    w1 = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS)
+    w2 = WorkerProcess(tmp_path, "w2", tansu.bootstrap, registry, PARTITIONS)
+    workers += [w1, w2]
+    w1.start()
+    w2.start()
+    wait_until(
+        lambda: bool(w1.owned()) and bool(w2.owned()), 90, "the two workers to share the load"
+    )
+    produce(tansu.bootstrap, [reading(s, d, 0, 3.0) for s in range(6) for d in range(detectors)])
+    wait_until(
+        lambda: len(alarm_events(tansu.bootstrap)) >= sites * detectors,
+        60,
+        "an offline alarm for every detector",
+    )
+    time.sleep(2.0)  # ten more ticks: a second worker ticking the same sensor would show now
+    events = alarm_events(tansu.bootstrap)
+    offline = [e for e in events if e.rule_kind == "offline"]
+    assert len(offline) == len(events) == sites * detectors
+    assert {e.sensor for e in offline} == {
+        f"acme/site-{s:02d}/GD-{d:02d}" for s in range(sites) for d in range(detectors)
+    }
+    assert {e.level.label if e.level else "-" for e in offline} == {"yellow"}
+    for w in (w1, w2):
+        w.stop()
+
+
+def test_a_changed_registry_reaches_the_worker_without_a_restart(
+    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+) -> None:
+    registry = write_registry(tmp_path / "registry", sites=2, detectors=2)
+    create_topics(tansu.bootstrap, PARTITIONS)
+    worker = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS)
+    workers.append(worker)
+    worker.start()
+    wait_until(lambda: worker.owned() == set(range(PARTITIONS)), 60, "w1 to own everything")
+    produce(tansu.bootstrap, [reading(0, 0, 0, 30.0), reading(2, 0, 0, 30.0)])  # site-02: unknown
+    wait_until(lambda: len(alarm_events(tansu.bootstrap)) >= 1, 30, "site-00's orange alarm")
+    wait_until(lambda: len(read_all(tansu.bootstrap, "ew.deadletter")) >= 1, 30, "a dead letter")
+    assert b"unknown_sensor" in read_all(tansu.bootstrap, "ew.deadletter")[0].value
+
+    # A broken file is refused in plain words; the worker goes on with the registry it has.
+    (registry / "acme.yaml").write_text("enterprise: [", encoding="utf-8")
+    wait_until(lambda: "cannot be used" in worker.log(), 30, "the broken registry refused")
+    produce(tansu.bootstrap, [reading(0, 0, 1, 60.0)])
+    wait_until(lambda: len(alarm_events(tansu.bootstrap)) >= 2, 30, "site-00 red")
+
+    write_registry(registry, sites=3, detectors=2)  # site-02 onboarded
+    wait_until(lambda: "registry reloaded" in worker.log(), 30, "the registry reloaded")
+    produce(tansu.bootstrap, [reading(2, 0, 1, 30.0), reading(0, 0, 2, 61.0)])
+    wait_until(lambda: len(alarm_events(tansu.bootstrap)) >= 3, 30, "site-02's alarm")
+    time.sleep(1.0)  # room for a wrong extra event (site-00 raised again from lost state)
+    got = sorted(
+        (e.sensor, e.change.value, e.level.label if e.level else "-")
+        for e in alarm_events(tansu.bootstrap)
+    )
+    assert got == [
+        ("acme/site-00/GD-00", "level_changed", "red"),
+        ("acme/site-00/GD-00", "raised", "orange"),
+        ("acme/site-02/GD-00", "raised", "orange"),
+    ]
+    worker.stop()

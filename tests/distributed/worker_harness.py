@@ -43,10 +43,13 @@ regions:
 """
 
 
-def write_registry(root: Path, sites: int, detectors: int, *, offline: bool = False) -> Path:
+def write_registry(
+    root: Path, sites: int, detectors: int, *, offline: bool = False, interval: str = "5s"
+) -> Path:
     """``regions.yaml`` and ``acme.yaml``: ``sites`` sites of ``detectors`` combustible gas
-    detectors each (orange at 25 %LEL, red at 50, 5 s interval; the implicit offline rule
-    only when ``offline``); site-00 has a zone raising red when two detectors are orange."""
+    detectors each (orange at 25 %LEL, red at 50, reporting every ``interval``; the implicit
+    offline rule, yellow after three intervals of silence, only when ``offline``); site-00 has
+    a zone raising red when two detectors are orange."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "regions.yaml").write_text(REGIONS, encoding="utf-8")
     lines = [
@@ -76,7 +79,7 @@ def write_registry(root: Path, sites: int, detectors: int, *, offline: bool = Fa
                 "          kind: combustible_gas",
                 '          unit: "%LEL"',
                 "          range: [0, 100]",
-                "          interval: 5s",
+                f"          interval: {interval}",
                 *([] if offline else ["          offline: false"]),
                 *(["          zone: north"] if s == 0 and d < 2 else []),
                 "          rules:",
@@ -203,7 +206,9 @@ class WorkerProcess:
         return self.err.read_text(errors="replace") if self.err.exists() else ""
 
     def owned(self) -> set[int] | None:
-        """The partitions of its last ownership report, ``None`` before the first."""
+        """The partitions of its last ownership report, ``None`` before the first; fails the
+        test at once if the worker has exited."""
+        assert not self.exited(), f"{self.name} exited:\n{self.log()[-4000:]}"
         found = re.findall(r"worker owns partitions (\[[\d, ]*\]|none)", self.log())
         if not found:
             return None
