@@ -37,13 +37,13 @@ def report_registry_problems(
     """Every problem, one a line, then how many: ``registry PATH: N problems``, or with
     ``command`` ``earlywarn COMMAND: cannot use registry PATH: N problems``."""
     for problem in problems:
-        print(problem, file=sys.stderr)
+        _say(problem)
     count = len(problems)
     counted = f"{count} problem{'s' if count != 1 else ''}"
     if command is None:
-        print(f"registry {path}: {counted}", file=sys.stderr)
+        _say(f"registry {path}: {counted}")
     else:
-        print(f"earlywarn {command}: cannot use registry {path}: {counted}", file=sys.stderr)
+        _say(f"earlywarn {command}: cannot use registry {path}: {counted}")
 
 
 def add_api_flags(parser: argparse.ArgumentParser) -> None:
@@ -70,9 +70,9 @@ def api_settings(
         return ApiSettings.from_flags(args.api, args.api_tokens, registry)
     except TokensError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            _say(problem)
     except ValueError as exc:
-        print(f"earlywarn {args.command}: {exc}", file=sys.stderr)
+        _say(f"earlywarn {args.command}: {exc}")
     return False
 
 
@@ -101,3 +101,8 @@ def open_storage(
     if settings.influx_url is None:
         return None
     return StorageRuntime(settings, registry, SystemClock(), store)
+
+
+def _say(line: object) -> None:
+    """One line to stderr."""
+    sys.stderr.write(f"{line}\n")
