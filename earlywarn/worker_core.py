@@ -120,6 +120,7 @@ class WorkerCore:
         self.counters = Counters()
         self.statuses = 0
         """Device status records skipped."""
+        self._first_tick = False
         self._collect = _Collect()
         self.registry = registry
         self.pipeline = self._pipeline(registry, {}, {})
@@ -188,6 +189,7 @@ class WorkerCore:
         zones = {uid: s for uid in self.owned_zones() if (s := _read(uid, zone_state))}
         self.pipeline = self._pipeline(self.registry, states, zones)
         self.pipeline.watch_only(set(self.owned_sensors()))
+        self._first_tick = True
         log.info(
             "worker owns partitions %s: %d sensors (%d with saved state), %d zones",
             sorted(self.owned) or "none",
@@ -218,6 +220,12 @@ class WorkerCore:
         out = self._collect.take()
         for event in out.alarms:
             self._mark(out, event.sensor)
+        if self._first_tick:
+            # The first tick starts the watch of every sensor never heard from: saved, so that
+            # a successor counts the silence from then, not from its own start.
+            self._first_tick = False
+            for uid in self.owned_sensors():
+                self._mark(out, uid)
         return out
 
     def sensor_value(self, uid: str) -> bytes:
