@@ -133,6 +133,9 @@ class Latency:
     samples_ms: list[float] = field(default_factory=list)
     bridged_ms: list[float] = field(default_factory=list)
     """MQTT publish → record readable in ew.readings, same warm-up cut."""
+    median_by_second: list[float] = field(default_factory=list)
+    """Median latency of the events of each second of publishing, warm-up included: a
+    rising series means the worker is not keeping up, a flat one a fixed delay."""
 
     def quantile(self, q: float, bridged: bool = False) -> float:
         """The ``q`` quantile of the counted latencies (nearest rank), ms."""
@@ -472,6 +475,10 @@ def run_latency(
     out.events = len(reader.seen)
     out.samples_ms = [recv - ts for recv, ts in reader.seen if ts >= start_ms + WARMUP_S * 1000]
     out.counted = len(out.samples_ms)
+    by_second: dict[int, list[float]] = {}
+    for recv, ts in reader.seen:
+        by_second.setdefault(int((ts - start_ms) // 1000), []).append(recv - ts)
+    out.median_by_second = [statistics.median(by_second[k]) for k in sorted(by_second)]
     out.bridged_ms = [recv - ts for recv, ts in reader.bridged if ts >= start_ms + WARMUP_S * 1000]
     bridge.stop()
     worker.stop()
@@ -523,6 +530,11 @@ def report(opts: Options, runs: Sequence[Throughput], lat: Latency | None) -> No
             f"readings): p50 {lat.quantile(0.5, bridged=True):.1f} ms  "
             f"p99 {lat.quantile(0.99, bridged=True):.1f} ms  "
             f"max {max(lat.bridged_ms, default=float('nan')):.1f} ms"
+        )
+        print(
+            "  median by second of publishing (warm-up first): "
+            + " ".join(f"{m:.0f}" for m in lat.median_by_second)
+            + " ms"
         )
 
 
