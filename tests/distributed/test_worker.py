@@ -77,12 +77,12 @@ def test_one_worker_raises_and_clears_alarms_from_kafka_readings(
 
 
 def _script(seq: int) -> float:
-    """Every detector's value at reading ``seq``: orange from 2, red from 14, normal from 20.
+    """Every detector's value at reading ``seq``: orange from 7, red from 14, normal from 20.
 
-    Readings 2–13 repeat orange: a worker that lost the state would raise orange again (a new
+    Readings 8–13 repeat orange: a worker that lost the state would raise orange again (a new
     alarm id), so the alarm count tells lost state apart from recovered state.
     """
-    if seq < 2:
+    if seq < 7:
         return 3.0
     if seq < 14:
         return 30.0
@@ -132,7 +132,16 @@ def test_a_killed_workers_partitions_move_with_their_state(
         ]
 
     sensors = sites * detectors
-    produce(tansu.bootstrap, batch(range(8)))
+    # Normal readings first, then the one that turns every detector orange on its own: the
+    # victim's last changelog write per partition is one batch of many sensors' states,
+    # which a successor must read whole (a broker's end offset decides where it stops).
+    produce(tansu.bootstrap, batch(range(7)))
+    wait_until(
+        lambda: all_committed(tansu.bootstrap, "earlywarn", set(range(PARTITIONS))),
+        30,
+        "the normal readings committed",
+    )
+    produce(tansu.bootstrap, batch(range(7, 8)))
     # Every detector orange, and the north zone of site-00 (two detectors orange) red.
     wait_until(
         lambda: len(distinct(alarm_events(tansu.bootstrap))) >= sensors + 1,
