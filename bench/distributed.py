@@ -29,7 +29,7 @@ What it measures
    takes, for every alarm event, (time received − ``event.ts_ms``). The first second is a
    warm-up and is left out.
 
-Run ``.venv/bin/python bench/distributed.py --quick`` (about 2 minutes) or without
+Run ``.venv/bin/python bench/distributed.py --quick`` (about 70 s on 2 cores) or without
 ``--quick`` for the full figures (longer, and it loads both cores: not while others test).
 Every subprocess and the temporary directory are removed on exit, Ctrl-C, SIGTERM or error.
 """
@@ -591,7 +591,8 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the parts asked for, print the table; clean up whatever happens."""
     opts = parse(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job ignores it
+        signal.signal(sig, _terminate)
     runs: list[Throughput] = []
     lat: Latency | None = None
     print(f"cpu_count={os.cpu_count()}", flush=True)
