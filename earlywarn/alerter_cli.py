@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from earlywarn.cli_common import (
     api_settings,
     load_registry_or_report,
     open_storage,
+    stop_on_signals,
 )
 from earlywarn.clock import SystemClock
 from earlywarn.messages import LANGUAGES
@@ -133,10 +133,7 @@ def cmd_alerter(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         log.info(
             "alert store %s; channels %s; acknowledgement server %s; storage %s",
             alerting.store.path,

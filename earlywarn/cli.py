@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -56,6 +55,7 @@ from earlywarn.cli_common import (
     load_registry_or_report,
     open_storage,
     report_registry_problems,
+    stop_on_signals,
 )
 from earlywarn.clock import SystemClock
 from earlywarn.durations import parse_seconds
@@ -303,10 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         summary = registry.summary()
         log.info("watching %s sensors of %s enterprises", summary.sensors, summary.enterprises)
         log.info(

@@ -6,6 +6,8 @@ turn a ``None`` (or ``False``) into their usage exit code.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,6 +103,15 @@ def open_storage(
     if settings.influx_url is None:
         return None
     return StorageRuntime(settings, registry, SystemClock(), store)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: what a service waits on (call on its loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _say(line: object) -> None:
