@@ -67,6 +67,10 @@ class WorkerSettings:
     """How long a silent worker keeps its partitions (a killed one's move after this)."""
     standby_replicas: int = 1
     language: str = "zh"
+    fetch_wait_ms: int = 100
+    """Longest a fetch waits for new records. Kafka answers a waiting fetch as soon as a
+    record arrives, so this only matters when idle; a broker that holds every fetch for the
+    whole wait (tansu does) adds up to this much latency. Faust's own value is 1,500 ms."""
 
 
 def _bootstrap(kafka: str) -> list[str]:
@@ -145,13 +149,15 @@ class Worker:
             "value_serializer": "raw",
         }
         self.readings = app.topic(READINGS_TOPIC, partitions=settings.partitions, **raw)
-        self.alarms = app.topic(ALARMS_TOPIC, **raw)
-        self.deadletter = app.topic(DEADLETTER_TOPIC, **raw)
         # bytes keys and values: Faust's "raw" codec, the JSON is ours (earlywarn.worker_core).
         table: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
         self.sensor_table = app.Table(SENSOR_TABLE, partitions=settings.partitions, **table)
         self.zone_table = app.Table(ZONE_TABLE, partitions=settings.partitions, **table)
         self.sensor_table.on_recover(self._recovered)
+        self._changelog = {
+            id(t): t.changelog_topic.get_topic_name() for t in (self.sensor_table, self.zone_table)
+        }
+        """Changelog topic name of each table."""
         app.agent(self.readings, name="evaluate")(self._evaluate)
         app.timer(settings.tick_s, name="offline-tick")(self._tick)
         app.timer(settings.reload_s, name="registry-reload")(self._reload)
@@ -172,9 +178,21 @@ class Worker:
             if tp.topic == READINGS_TOPIC
         }
 
+    def _tune_fetch_wait(self) -> None:
+        """Set the consumer's fetch wait (:attr:`WorkerSettings.fetch_wait_ms`): Faust fixes it
+        at 1,500 ms when it builds its aiokafka consumer, with no setting, so it is changed on
+        the running consumer's fetcher, which reads it for every fetch request."""
+        consumer = getattr(getattr(self.app.consumer, "_thread", None), "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+            log.warning("could not set the fetch wait: this Faust or aiokafka is laid out anew")
+            return
+        fetcher._fetch_max_wait_ms = self.settings.fetch_wait_ms
+
     async def _recovered(self) -> None:
         """After every rebalance, once the tables hold the owned partitions' changelogs: take
         the saved states of the sensors now owned."""
+        self._tune_fetch_wait()
         owned = self._owned_partitions()
         async with self._lock:
             self.core.load(owned, self._saved(self.sensor_table), self._saved(self.zone_table))
@@ -184,6 +202,11 @@ class Worker:
 
         Called under :attr:`_lock` right after the core changed, so the states written are
         those of this batch, and two writes of one sensor reach the changelog in order.
+
+        Records go straight to Faust's producer (``app.producer.send``), not through
+        ``Topic.send`` and ``Table.__setitem__``: those add a buffer, sensors and callbacks per
+        record, which took a third of a worker's time; the producer batches them as it sends.
+        Each table's local copy is updated here, as ``__setitem__`` would.
         """
         values = [
             *(
@@ -194,18 +217,35 @@ class Worker:
         ]
         for table, uid, value, _p in values:
             table.data[uid.encode()] = value  # what a registry reload reads from now on
+        send = self.app.producer.send
         sent: list[Awaitable[Any]] = []
         for event in out.alarms:
-            sent.append(await self.alarms.send(key=alarm_key(event), value=alarm_value(event)))
+            sent.append(
+                await send(ALARMS_TOPIC, alarm_key(event), alarm_value(event), None, None, None)
+            )
         for key, value in out.deadletters:
-            sent.append(await self.deadletter.send(key=key, value=value))
+            sent.append(await send(DEADLETTER_TOPIC, key, value, None, None, None))
         if sent:
             await asyncio.gather(*sent)
         self.stats["alarm events sent"] += len(out.alarms)
         self.stats["dead letters sent"] += len(out.deadletters)
-        saved = [table.send_changelog(p, uid.encode(), value) for table, uid, value, p in values]
-        if saved:
-            await asyncio.gather(*saved)
+        # The last record of each changelog partition goes alone, once the others are in:
+        # a broker whose end offset is its last batch's first offset (tansu) would otherwise
+        # end a successor's recovery before the rest of that batch. Kafka needs none of it;
+        # it costs one round trip per batch.
+        last: dict[tuple[str, int], tuple[bytes, bytes]] = {}
+        first: list[Awaitable[Any]] = []
+        for table, uid, value, partition in values:
+            where = (self._changelog[id(table)], partition)
+            if where in last:
+                key, earlier = last[where]
+                first.append(await send(where[0], key, earlier, partition, None, None))
+            last[where] = (uid.encode(), value)
+        if first:
+            await asyncio.gather(*first)
+        alone = [await send(t, k, v, p, None, None) for (t, p), (k, v) in last.items()]
+        if alone:
+            await asyncio.gather(*alone)
 
     # -- agent and timers --------------------------------------------------------------------
 

@@ -87,6 +87,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=1,
         help="other workers keeping a warm copy of each partition's state (default 1)",
     )
+    worker.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=100,
+        help="longest a fetch waits for new records (default 100; only matters when idle)",
+    )
     worker.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of messages")
     worker.set_defaults(func=main)
 
@@ -94,10 +100,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def main(args: argparse.Namespace) -> int:
     """Run one worker until SIGINT or SIGTERM."""
     registry_dir = Path(args.registry or os.environ.get("EARLYWARN_REGISTRY", "registry"))
-    if args.partitions < 1 or args.batch < 1 or args.tick <= 0 or args.session_timeout <= 0:
+    if (
+        args.partitions < 1
+        or args.batch < 1
+        or args.tick <= 0
+        or args.session_timeout <= 0
+        or args.fetch_wait_ms < 1
+    ):
         sys.stderr.write(
-            "earlywarn worker: --partitions and --batch must be at least 1, --tick and "
-            "--session-timeout above 0\n"
+            "earlywarn worker: --partitions, --batch and --fetch-wait-ms must be at least 1, "
+            "--tick and --session-timeout above 0\n"
         )
         return EXIT_USAGE
     try:
@@ -117,6 +129,7 @@ def main(args: argparse.Namespace) -> int:
         session_timeout_s=args.session_timeout,
         standby_replicas=args.standby_replicas,
         language=args.lang,
+        fetch_wait_ms=args.fetch_wait_ms,
     )
     worker = Worker(settings, registry, SystemClock())
     log.info(
