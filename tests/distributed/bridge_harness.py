@@ -31,7 +31,34 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
         time.sleep(0.05)
 
 
-class BridgeProcess:
+class ChildProcess:
+    """An earlywarn command in a child process, its stdout and stderr in files."""
+
+    err: Path
+    proc: subprocess.Popen[bytes] | None
+
+    def log(self) -> str:
+        """Everything it logged so far (all its runs)."""
+        return self.err.read_text(errors="replace") if self.err.exists() else ""
+
+    def exited(self) -> bool:
+        """True once the process has ended."""
+        return self.proc is not None and self.proc.poll() is not None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed, nothing acknowledged or committed afterwards."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        """Kill if still running (test clean-up)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+
+class BridgeProcess(ChildProcess):
     """``earlywarn bridge`` in a child process, its stdout and stderr in files."""
 
     def __init__(
@@ -65,10 +92,6 @@ class BridgeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.subscribes_seen = 0
 
-    def log(self) -> str:
-        """Everything the bridge logged so far (all its runs)."""
-        return self.err.read_text(errors="replace") if self.err.exists() else ""
-
     def start(self, timeout_s: float = 30.0) -> None:
         """Start and wait until the shared subscription is in place (messages published
         before that would have no subscriber and be dropped by the broker)."""
@@ -76,14 +99,11 @@ class BridgeProcess:
         with self.out.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err)
         wait_until(
-            lambda: self.log().count("subscribed to") > before or self._exited(),
+            lambda: self.log().count("subscribed to") > before or self.exited(),
             timeout_s,
             "the bridge to subscribe",
         )
-        assert not self._exited(), f"bridge exited at start:\n{self.log()[-3000:]}"
-
-    def _exited(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
+        assert not self.exited(), f"bridge exited at start:\n{self.log()[-3000:]}"
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, int]:
         """SIGTERM, wait, and return the counters it printed."""
@@ -93,18 +113,6 @@ class BridgeProcess:
         self.proc = None
         assert code == 0, f"bridge exit {code}:\n{self.log()[-3000:]}"
         return parse_counters(self.out.read_text())
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, nothing flushed, nothing acknowledged afterwards."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-    def close(self) -> None:
-        """Kill if still running (test clean-up)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
 
 
 def parse_counters(text: str) -> dict[str, int]:

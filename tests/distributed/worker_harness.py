@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from alerting.alarm_records import ALARMS_TOPIC, alarm_from_value
 from earlywarn.model import AlarmEvent
 from ingest.kafka_records import READINGS_TOPIC, record_for
-from tests.distributed.bridge_harness import read_all, wait_until
+from tests.distributed.bridge_harness import ChildProcess, read_all, wait_until
 
 T0 = 1_795_284_000_000
 """A reading time in 2026 (device clocks are checked against ours)."""
@@ -161,7 +161,7 @@ def distinct(events: Sequence[AlarmEvent]) -> set[tuple[str, str, int, str]]:
     }
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """``earlywarn worker`` in a child process, its output in files."""
 
     def __init__(
@@ -201,10 +201,6 @@ class WorkerProcess:
         self.err = workdir / f"{name}.err"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def log(self) -> str:
-        """Everything the worker logged so far (all its runs)."""
-        return self.err.read_text(errors="replace") if self.err.exists() else ""
-
     def owned(self) -> set[int] | None:
         """The partitions of its last ownership report, ``None`` before the first; fails the
         test at once if the worker has exited."""
@@ -218,10 +214,6 @@ class WorkerProcess:
         """Start (not waiting: several workers join one group together)."""
         with self.out.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err)
-
-    def exited(self) -> bool:
-        """True once the process has ended."""
-        return self.proc is not None and self.proc.poll() is not None
 
     def wait_owns(self, timeout_s: float = 60.0) -> set[int]:
         """Wait for its first report of owning partitions (some or none)."""
@@ -243,18 +235,6 @@ class WorkerProcess:
         lines = [ln for ln in self.out.read_text().splitlines() if ln.startswith("{")]
         counters: dict[str, Any] = json.loads(lines[-1])
         return counters
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, nothing flushed, nothing committed afterwards."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-    def close(self) -> None:
-        """Kill if still running (test clean-up)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
 
 
 def committed(bootstrap: str, group: str, topic: str = READINGS_TOPIC) -> dict[int, int]:
