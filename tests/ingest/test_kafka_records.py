@@ -18,11 +18,11 @@ from ingest.kafka_records import (
 from ingest.shared_subscription import shared_filters
 
 
-def test_a_reading_is_keyed_by_sensor_and_passed_on_byte_for_byte() -> None:
+def test_a_reading_is_keyed_by_site_and_passed_on_byte_for_byte() -> None:
     payload = b'{"ts": 1795284000000, "v": 27.5}'
     record = record_for("ew/v1/huaxin-chem/tank-farm-1/T101-LT/up", payload, 1795284000123)
     assert record.topic == READINGS_TOPIC
-    assert record.key == b"huaxin-chem/tank-farm-1/T101-LT"
+    assert record.key == b"huaxin-chem/tank-farm-1"  # a zone's members share a partition
     assert record.value == payload
     assert dict(record.headers) == {
         HEADER_TOPIC: b"ew/v1/huaxin-chem/tank-farm-1/T101-LT/up",
@@ -30,9 +30,9 @@ def test_a_reading_is_keyed_by_sensor_and_passed_on_byte_for_byte() -> None:
     }
 
 
-def test_device_status_goes_with_the_readings_of_its_device() -> None:
+def test_device_status_goes_with_the_readings_of_its_site() -> None:
     record = record_for("ew/v1/e/s/d/status", b"offline", 1)
-    assert (record.topic, record.key, record.value) == (READINGS_TOPIC, b"e/s/d", b"offline")
+    assert (record.topic, record.key, record.value) == (READINGS_TOPIC, b"e/s", b"offline")
 
 
 @pytest.mark.parametrize(
