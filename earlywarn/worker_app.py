@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,8 @@ class Worker:
         )
         self._fingerprint = registry_fingerprint(settings.registry)
         self.stats = {"batches": 0, "alarm events sent": 0, "dead letters sent": 0}
+        self.fatal: str | None = None
+        """Why the worker refused to run, if it did (the command then exits 2)."""
         self._lock = asyncio.Lock()
         """Serialises every change of the core with the writes of its result."""
         app = faust.App(
@@ -193,9 +197,24 @@ class Worker:
         """After every rebalance, once the tables hold the owned partitions' changelogs: take
         the saved states of the sensors now owned."""
         self._tune_fetch_wait()
+        actual = self.app.consumer.topic_partitions(READINGS_TOPIC)
+        if actual is not None and actual != self.settings.partitions:
+            self._refuse(
+                f"{READINGS_TOPIC} has {actual} partitions but this worker was started with "
+                f"--partitions {self.settings.partitions}: it would look for each site's "
+                f"state in the wrong partition. Start every worker with --partitions {actual}."
+            )
+            return
         owned = self._owned_partitions()
         async with self._lock:
             self.core.load(owned, self._saved(self.sensor_table), self._saved(self.zone_table))
+
+    def _refuse(self, reason: str) -> None:
+        """Stop without evaluating anything: a setting that would corrupt saved state."""
+        self.fatal = reason
+        log.critical("%s", reason)
+        self.core.owned = frozenset()  # the agent drops what it already took
+        os.kill(os.getpid(), signal.SIGTERM)  # Faust's own orderly stop
 
     async def _save(self, out: Outcome) -> None:
         """Produce the batch's alarms and rejects, then its new states, waiting for each.

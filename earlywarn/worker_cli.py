@@ -147,4 +147,7 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     run_worker(worker, loglevel, report)
+    if worker.fatal is not None:
+        sys.stderr.write(f"earlywarn worker: {worker.fatal}\n")
+        return EXIT_USAGE
     return EXIT_OK

@@ -259,3 +259,22 @@ def test_a_changed_registry_reaches_the_worker_without_a_restart(
         ("acme/site-02/GD-00", "raised", "orange"),
     ]
     worker.stop()
+
+
+def test_a_worker_refuses_a_partition_count_that_is_not_the_topics(
+    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+) -> None:
+    """With the wrong --partitions a worker would look for each site's state in the wrong
+    changelog partition: it says so and exits 2 without evaluating anything."""
+    registry = write_registry(tmp_path / "registry", sites=2, detectors=2)
+    create_topics(tansu.bootstrap, PARTITIONS)
+    worker = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS + 2)
+    workers.append(worker)
+    produce(tansu.bootstrap, [reading(0, 0, 0, 30.0)])
+    worker.start()
+    assert worker.proc is not None
+    code = worker.proc.wait(60)
+    assert code == 2
+    assert f"ew.readings has {PARTITIONS} partitions" in worker.log()
+    assert f"--partitions {PARTITIONS}." in worker.log()
+    assert alarm_events(tansu.bootstrap) == []
