@@ -159,9 +159,9 @@ class Worker:
         self.zone_table = app.Table(ZONE_TABLE, partitions=settings.partitions, **table)
         self.sensor_table.on_recover(self._recovered)
         self._changelog = {
-            id(t): t.changelog_topic.get_topic_name() for t in (self.sensor_table, self.zone_table)
+            t.name: t.changelog_topic.get_topic_name() for t in (self.sensor_table, self.zone_table)
         }
-        """Changelog topic name of each table."""
+        """Changelog topic of each table, by the table's name."""
         app.agent(self.readings, name="evaluate")(self._evaluate)
         app.timer(settings.tick_s, name="offline-tick")(self._tick)
         app.timer(settings.reload_s, name="registry-reload")(self._reload)
@@ -227,15 +227,16 @@ class Worker:
         record, which took a third of a worker's time; the producer batches them as it sends.
         Each table's local copy is updated here, as ``__setitem__`` would.
         """
-        values = [
-            *(
-                (self.sensor_table, uid, self.core.sensor_value(uid), p)
-                for uid, p in out.sensors.items()
-            ),
-            *((self.zone_table, uid, self.core.zone_value(uid), p) for uid, p in out.zones.items()),
-        ]
-        for table, uid, value, _p in values:
-            table.data[uid.encode()] = value  # what a registry reload reads from now on
+        writes: list[tuple[str, int, bytes, bytes]] = []  # (changelog, partition, key, value)
+        for table, changed, value_of in (
+            (self.sensor_table, out.sensors, self.core.sensor_value),
+            (self.zone_table, out.zones, self.core.zone_value),
+        ):
+            topic = self._changelog[table.name]
+            for uid, partition in changed.items():
+                key, value = uid.encode(), value_of(uid)
+                table.data[key] = value  # what a registry reload reads from now on
+                writes.append((topic, partition, key, value))
         send = self.app.producer.send
         sent: list[Awaitable[Any]] = []
         for event in out.alarms:
@@ -252,19 +253,13 @@ class Worker:
         # a broker whose end offset is its last batch's first offset (tansu) would otherwise
         # end a successor's recovery before the rest of that batch. Kafka needs none of it;
         # it costs one round trip per batch.
-        last: dict[tuple[str, int], tuple[bytes, bytes]] = {}
-        first: list[Awaitable[Any]] = []
-        for table, uid, value, partition in values:
-            where = (self._changelog[id(table)], partition)
-            if where in last:
-                key, earlier = last[where]
-                first.append(await send(where[0], key, earlier, partition, None, None))
-            last[where] = (uid.encode(), value)
-        if first:
-            await asyncio.gather(*first)
-        alone = [await send(t, k, v, p, None, None) for (t, p), (k, v) in last.items()]
-        if alone:
-            await asyncio.gather(*alone)
+        last = {(topic, partition): i for i, (topic, partition, _k, _v) in enumerate(writes)}
+        alone = set(last.values())
+        others = [w for i, w in enumerate(writes) if i not in alone]
+        for round_ in (others, [writes[i] for i in sorted(alone)]):
+            saved = [await send(t, k, v, p, None, None) for t, p, k, v in round_]
+            if saved:
+                await asyncio.gather(*saved)
 
     # -- agent and timers --------------------------------------------------------------------
 

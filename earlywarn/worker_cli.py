@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from earlywarn.cli_common import load_registry_or_report
 from earlywarn.clock import SystemClock
-from earlywarn.registry import RegistryError, load_registry
 from earlywarn.worker_app import Worker, WorkerSettings, run_worker
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -112,10 +112,8 @@ def main(args: argparse.Namespace) -> int:
             "--tick and --session-timeout above 0\n"
         )
         return EXIT_USAGE
-    try:
-        registry = load_registry(registry_dir)
-    except RegistryError as exc:
-        sys.stderr.write(f"earlywarn worker: the registry cannot be used:\n{exc}\n")
+    registry = load_registry_or_report(registry_dir, "worker")
+    if registry is None:
         return EXIT_USAGE
     settings = WorkerSettings(
         kafka=args.kafka or os.environ.get("EARLYWARN_KAFKA", "127.0.0.1:9092"),

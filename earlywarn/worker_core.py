@@ -185,17 +185,18 @@ class WorkerCore:
             self.registry = registry
             self._index(registry)
         self.owned = frozenset(owned)
-        states = {uid: s for uid in self.owned_sensors() if (s := _read(uid, sensor_state))}
-        zones = {uid: s for uid in self.owned_zones() if (s := _read(uid, zone_state))}
+        sensors, owned_zones = self.owned_sensors(), self.owned_zones()
+        states = {uid: s for uid in sensors if (s := _read(uid, sensor_state))}
+        zones = {uid: s for uid in owned_zones if (s := _read(uid, zone_state))}
         self.pipeline = self._pipeline(self.registry, states, zones)
-        self.pipeline.watch_only(set(self.owned_sensors()))
+        self.pipeline.watch_only(set(sensors))
         self._first_tick = True
         log.info(
             "worker owns partitions %s: %d sensors (%d with saved state), %d zones",
             sorted(self.owned) or "none",
-            len(self.owned_sensors()),
+            len(sensors),
             len(states),
-            len(self.owned_zones()),
+            len(owned_zones),
         )
 
     # -- work --------------------------------------------------------------------------------
@@ -217,9 +218,7 @@ class WorkerCore:
         """Let time pass for the owned sensors' clock-driven rules (offline)."""
         self._collect.take()
         self.pipeline.tick(now_ms)
-        out = self._collect.take()
-        for event in out.alarms:
-            self._mark(out, event.sensor)
+        out = self._changed(self._collect.take())
         if self._first_tick:
             # The first tick starts the watch of every sensor never heard from: saved, so that
             # a successor counts the silence from then, not from its own start.
@@ -242,6 +241,7 @@ class WorkerCore:
             self._mark(out, sensor)
 
     def _changed(self, out: Outcome) -> Outcome:
+        """Mark what the alarm events of ``out`` changed (their sensors or zones)."""
         for event in out.alarms:
             self._mark(out, event.sensor)
         return out
