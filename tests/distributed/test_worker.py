@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -27,23 +27,48 @@ pytestmark = pytest.mark.timeout(300)
 PARTITIONS = 4
 
 
+StartWorkers = Callable[..., list[WorkerProcess]]
+
+
 @pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
+def start_workers(tmp_path: Path, tansu: Tansu) -> Iterator[StartWorkers]:
+    """``start(registry, count=1, extra=(), partitions=PARTITIONS)``: start ``count`` workers
+    (w1, w2, …) on the test's tansu; any still running are killed after the test."""
     made: list[WorkerProcess] = []
-    yield made
+
+    def start(
+        registry: Path, count: int = 1, extra: Sequence[str] = (), partitions: int = PARTITIONS
+    ) -> list[WorkerProcess]:
+        new = [
+            WorkerProcess(
+                tmp_path, f"w{len(made) + i + 1}", tansu.bootstrap, registry, partitions, *extra
+            )
+            for i in range(count)
+        ]
+        made.extend(new)
+        for w in new:
+            w.start()
+        return new
+
+    yield start
     for w in made:
         w.close()
 
 
+def owns_everything(worker: WorkerProcess) -> None:
+    """Wait until ``worker`` owns every partition."""
+    wait_until(
+        lambda: worker.owned() == set(range(PARTITIONS)), 60, f"{worker.name} to own everything"
+    )
+
+
 def test_one_worker_raises_and_clears_alarms_from_kafka_readings(
-    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+    tmp_path: Path, tansu: Tansu, start_workers: StartWorkers
 ) -> None:
     registry = write_registry(tmp_path / "registry", sites=4, detectors=2)
     create_topics(tansu.bootstrap, PARTITIONS)
-    worker = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS)
-    workers.append(worker)
-    worker.start()
-    wait_until(lambda: worker.owned() == set(range(PARTITIONS)), 60, "w1 to own everything")
+    [worker] = start_workers(registry)
+    owns_everything(worker)
 
     # Each site's GD-00: normal, orange, red, normal; a bad payload and an unknown sensor.
     messages = []
@@ -97,7 +122,7 @@ def _script(seq: int) -> float:
     ids=["standby-after-commit", "no-standby-after-commit", "standby-mid-stream"],
 )
 def test_a_killed_workers_partitions_move_with_their_state(
-    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess], standbys: int, when: str
+    tmp_path: Path, tansu: Tansu, start_workers: StartWorkers, standbys: int, when: str
 ) -> None:
     """With a standby the survivor has a warm copy of the victim's state; without one it
     reads the victim's changelog partitions when it takes them over. Killed after its commit,
@@ -108,12 +133,7 @@ def test_a_killed_workers_partitions_move_with_their_state(
     sites, detectors = 8, 6
     registry = write_registry(tmp_path / "registry", sites=sites, detectors=detectors)
     create_topics(tansu.bootstrap, PARTITIONS)
-    extra = ("--standby-replicas", str(standbys))
-    w1 = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS, *extra)
-    w2 = WorkerProcess(tmp_path, "w2", tansu.bootstrap, registry, PARTITIONS, *extra)
-    workers += [w1, w2]
-    w1.start()
-    w2.start()
+    w1, w2 = start_workers(registry, 2, extra=("--standby-replicas", str(standbys)))
 
     def shared() -> bool:
         a, b = w1.owned(), w2.owned()
@@ -189,7 +209,7 @@ def test_a_killed_workers_partitions_move_with_their_state(
 
 
 def test_offline_detectors_are_called_out_once_by_the_worker_that_owns_them(
-    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+    tmp_path: Path, tansu: Tansu, start_workers: StartWorkers
 ) -> None:
     """Site-00..05 report once and fall silent; site-06 and -07 never report. Each worker
     ticks only the sensors of its own partitions: every detector is offline exactly once."""
@@ -198,11 +218,7 @@ def test_offline_detectors_are_called_out_once_by_the_worker_that_owns_them(
         tmp_path / "registry", sites=sites, detectors=detectors, offline=True, interval="1s"
     )
     create_topics(tansu.bootstrap, PARTITIONS)
-    w1 = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS)
-    w2 = WorkerProcess(tmp_path, "w2", tansu.bootstrap, registry, PARTITIONS)
-    workers += [w1, w2]
-    w1.start()
-    w2.start()
+    w1, w2 = start_workers(registry, 2)
     wait_until(
         lambda: bool(w1.owned()) and bool(w2.owned()), 90, "the two workers to share the load"
     )
@@ -225,14 +241,12 @@ def test_offline_detectors_are_called_out_once_by_the_worker_that_owns_them(
 
 
 def test_a_changed_registry_reaches_the_worker_without_a_restart(
-    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+    tmp_path: Path, tansu: Tansu, start_workers: StartWorkers
 ) -> None:
     registry = write_registry(tmp_path / "registry", sites=2, detectors=2)
     create_topics(tansu.bootstrap, PARTITIONS)
-    worker = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS)
-    workers.append(worker)
-    worker.start()
-    wait_until(lambda: worker.owned() == set(range(PARTITIONS)), 60, "w1 to own everything")
+    [worker] = start_workers(registry)
+    owns_everything(worker)
     produce(tansu.bootstrap, [reading(0, 0, 0, 30.0), reading(2, 0, 0, 30.0)])  # site-02: unknown
     wait_until(lambda: len(alarm_events(tansu.bootstrap)) >= 1, 30, "site-00's orange alarm")
     wait_until(lambda: len(read_all(tansu.bootstrap, "ew.deadletter")) >= 1, 30, "a dead letter")
@@ -262,16 +276,14 @@ def test_a_changed_registry_reaches_the_worker_without_a_restart(
 
 
 def test_a_worker_refuses_a_partition_count_that_is_not_the_topics(
-    tmp_path: Path, tansu: Tansu, workers: list[WorkerProcess]
+    tmp_path: Path, tansu: Tansu, start_workers: StartWorkers
 ) -> None:
     """With the wrong --partitions a worker would look for each site's state in the wrong
     changelog partition: it says so and exits 2 without evaluating anything."""
     registry = write_registry(tmp_path / "registry", sites=2, detectors=2)
     create_topics(tansu.bootstrap, PARTITIONS)
-    worker = WorkerProcess(tmp_path, "w1", tansu.bootstrap, registry, PARTITIONS + 2)
-    workers.append(worker)
     produce(tansu.bootstrap, [reading(0, 0, 0, 30.0)])
-    worker.start()
+    [worker] = start_workers(registry, partitions=PARTITIONS + 2)
     assert worker.proc is not None
     code = worker.proc.wait(60)
     assert code == 2

@@ -24,23 +24,10 @@ from alerting.alarm_records import ALARMS_TOPIC, alarm_from_value
 from earlywarn.model import AlarmEvent
 from ingest.kafka_records import READINGS_TOPIC, record_for
 from tests.distributed.bridge_harness import ChildProcess, read_all, wait_until
+from tests.earlywarn.test_registry import REGIONS
 
 T0 = 1_795_284_000_000
 """A reading time in 2026 (device clocks are checked against ours)."""
-
-REGIONS = """\
-regions:
-  - id: county
-    name: 安县
-    level: county
-    people:
-      - id: c-duty
-        name: 王建国
-        role: 县应急管理局值班员
-        phone: "+8613800010001"
-        contacts: {sms: "+8613800010001", voice: "+8613800010001"}
-    duty: [c-duty]
-"""
 
 
 def write_registry(
