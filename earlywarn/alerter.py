@@ -20,7 +20,6 @@ must run once. Escalation, acknowledgement and storage are the embedded runner's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import sqlite3
@@ -41,6 +40,7 @@ from earlywarn.registry import Registry
 from earlywarn.storage_wiring import StorageRuntime
 from ingest.decode import Limits, decode_reading_message
 from ingest.kafka_records import HEADER_TOPIC, READINGS_TOPIC
+from ingest.kafka_retry import sleep_unless, start_when_kafka_answers
 from ingest.topics import parse_device_topic
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class Alerter:
                 # The store refused a write: read the rest again after a pause, in order.
                 for tp, records in batch.items():
                     consumer.seek(tp, done.get(tp, records[0].offset))
-                await _sleep_unless(stop, delay)
+                await sleep_unless(stop, delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
         finally:
             await consumer.stop()
@@ -350,9 +350,8 @@ class Alerter:
         """A started consumer in ``group``; waits (logging in plain words) while Kafka does
         not answer. ``None`` when stopped first."""
         s = self.settings
-        delay = s.retry_min_s
-        while not stop.is_set():
-            consumer = AIOKafkaConsumer(
+        consumer: AIOKafkaConsumer | None = await start_when_kafka_answers(
+            lambda: AIOKafkaConsumer(
                 topic,
                 bootstrap_servers=s.kafka,
                 group_id=group,
@@ -361,20 +360,15 @@ class Alerter:
                 session_timeout_ms=s.session_timeout_ms,
                 heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_records=s.batch_max,
-            )
-            try:
-                await consumer.start()
-            except KafkaError as exc:
-                await consumer.stop()
-                log.warning(
-                    "Kafka at %s does not answer (%s); trying again in %.1f s", s.kafka, exc, delay
-                )
-                await _sleep_unless(stop, delay)
-                delay = min(delay * 2, s.retry_max_s)
-                continue
+            ),
+            stop,
+            s.kafka,
+            s.retry_min_s,
+            s.retry_max_s,
+        )
+        if consumer is not None:
             log.info("reading %s in group %s from %s", topic, group, s.kafka)
-            return consumer
-        return None
+        return consumer
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> Records:
         timeout_ms = round(self.settings.poll_s * 1000)
@@ -400,8 +394,3 @@ class Alerter:
 def _finish(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -12,7 +12,6 @@ backoff; nothing is dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from ingest.handoff import Handoff
 from ingest.kafka_records import DEADLETTER_TOPIC, READINGS_TOPIC, KafkaRecord, record_for
+from ingest.kafka_retry import sleep_unless, start_when_kafka_answers
 from ingest.mqtt import Inbound, MqttEndpoint
 from ingest.shared_subscription import shared_subscription
 
@@ -116,27 +116,19 @@ class KafkaBridge:
 
     async def _start_producer(self, stop: asyncio.Event) -> AIOKafkaProducer | None:
         s = self.settings
-        delay = s.retry_min_s
-        while not stop.is_set():
-            producer = AIOKafkaProducer(
+        return await start_when_kafka_answers(
+            lambda: AIOKafkaProducer(
                 bootstrap_servers=s.kafka,
                 client_id=s.client_id,
                 acks="all",
                 linger_ms=5,
                 request_timeout_ms=round(s.kafka_timeout_s * 1000),
-            )
-            try:
-                await producer.start()
-            except KafkaError as exc:
-                await producer.stop()
-                log.warning(
-                    "Kafka at %s does not answer (%s); trying again in %.1f s", s.kafka, exc, delay
-                )
-                await _sleep_unless(stop, delay)
-                delay = min(delay * 2, s.retry_max_s)
-                continue
-            return producer
-        return None
+            ),
+            stop,
+            s.kafka,
+            s.retry_min_s,
+            s.retry_max_s,
+        )
 
     async def _deliver(self, batch: list[Inbound], stop: asyncio.Event) -> bool:
         """Produce one batch until Kafka has all of it; ``False`` if stopped before that."""
@@ -166,7 +158,7 @@ class KafkaBridge:
                     error,
                     delay,
                 )
-                await _sleep_unless(stop, delay)
+                await sleep_unless(stop, delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
                 if not stop.is_set():
                     await self._renew_producer(stop)
@@ -217,8 +209,3 @@ def _describe(exc: BaseException) -> str:
 async def _close_on(stop: asyncio.Event, handoff: Handoff[Inbound]) -> None:
     await stop.wait()
     handoff.close()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
