@@ -25,20 +25,6 @@ COMPOSE = ROOT / "docker-compose.yml"
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    assert isinstance(doc, dict)
-    return doc
-
-
-@pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = compose["services"]
-    assert isinstance(found, dict)
-    return found
-
-
 def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
     """(host path, container path) of every ``./…`` bind mount."""
     mounts = []

@@ -21,7 +21,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -37,20 +36,6 @@ COMPOSE = ROOT / "docker-compose.yml"
 TOPIC_SCRIPT = ROOT / "deploy/kafka/create-topics.sh"
 DISTRIBUTED = ("kafka", "kafka-topics", "bridge", "worker", "alerter")
 EARLYWARN_COMMANDS = {"bridge": "bridge", "worker": "worker", "alerter": "alerter"}
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    assert isinstance(doc, dict)
-    return doc
-
-
-@pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = compose["services"]
-    assert isinstance(found, dict)
-    return found
 
 
 def _flag(command: list[str], flag: str) -> str:
