@@ -1,14 +1,19 @@
 """The distributed runner's worker: a Faust app over ``ew.readings``.
 
-An agent takes the readings of the partitions this worker owns a batch at a time
-(``stream.take_events``), runs them through :class:`~earlywarn.worker_core.WorkerCore` (the
-embedded runner's pipeline and rules), and then, in this order:
+The readings of the partitions this worker owns are taken a fetch at a time, straight out of
+Faust's consumer (:mod:`earlywarn.worker_consumer`: Faust's per-record delivery cost six times
+the evaluation), run through :class:`~earlywarn.worker_core.WorkerCore` (the embedded runner's
+pipeline and rules), and then, in this order:
 
 1. produces the alarm events to ``ew.alarms`` (keyed by alarm id) and the rejects to
    ``ew.deadletter``, and waits until Kafka has them;
 2. writes the new state of every sensor and zone the batch touched to the changelog-backed
    tables ``sensor-state`` and ``zone-state``, and waits until Kafka has those;
-3. only then lets Faust acknowledge the batch (the offsets it commits).
+3. only then acknowledges the batch to Faust (the offsets it commits).
+
+If Kafka does not take them, the writes are tried again until it does: the batch is neither
+acknowledged nor evaluated a second time meanwhile (that would find its readings already seen
+and lose their alarms), and no further batch is taken.
 
 So a committed offset never runs ahead of the saved state, and saved state never runs ahead
 of the alarms it implies. A worker killed anywhere in between leaves readings that the next
@@ -40,11 +45,15 @@ import faust
 from alerting.alarm_records import ALARMS_TOPIC, alarm_key, alarm_value
 from earlywarn.clock import Clock
 from earlywarn.registry import Registry, RegistryError, load_registry
+from earlywarn.worker_consumer import BatchNotTakenError, BulkApp
 from earlywarn.worker_core import Outcome, WorkerCore
 from ingest.kafka_records import DEADLETTER_TOPIC, HEADER_RECEIVED_MS, HEADER_TOPIC, READINGS_TOPIC
 from ingest.mqtt import Inbound
 
 log = logging.getLogger(__name__)
+
+SEND_RETRY_S = (1.0, 2.0, 5.0, 10.0)
+"""Pauses between attempts to hand a batch's results to Kafka; the last one repeats."""
 
 SENSOR_TABLE = "sensor-state"
 ZONE_TABLE = "zone-state"
@@ -62,7 +71,7 @@ class WorkerSettings:
     """Of ``ew.readings`` and the changelogs: as many workers as this can share the load."""
     data_dir: Path = Path("earlywarn-worker-data")
     batch: int = 2000
-    within_s: float = 0.02
+    """Most readings one fetch gives the rules at once."""
     tick_s: float = 1.0
     reload_s: float = 10.0
     session_timeout_s: float = 30.0
@@ -128,9 +137,13 @@ class Worker:
         self.stats = {"batches": 0, "alarm events sent": 0, "dead letters sent": 0}
         self.fatal: str | None = None
         """Why the worker refused to run, if it did (the command then exits 2)."""
+        self.halt: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
+        """Faust's own orderly stop (tests replace it)."""
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        """Waits between attempts to write a batch (tests replace it)."""
         self._lock = asyncio.Lock()
         """Serialises every change of the core with the writes of its result."""
-        app = faust.App(
+        app = BulkApp(
             settings.app_id,
             broker=_bootstrap(settings.kafka),
             store="memory://",
@@ -144,6 +157,7 @@ class Worker:
             broker_rebalance_timeout=max(10.0, settings.session_timeout_s * 2),
             table_standby_replicas=settings.standby_replicas,
             topic_replication_factor=1,
+            broker_max_poll_records=settings.batch,
         )
         self.app = app
         raw: dict[str, Any] = {
@@ -162,7 +176,7 @@ class Worker:
             t.name: t.changelog_topic.get_topic_name() for t in (self.sensor_table, self.zone_table)
         }
         """Changelog topic of each table, by the table's name."""
-        app.agent(self.readings, name="evaluate")(self._evaluate)
+        app.bulk_topic(self.readings, self._evaluate)
         app.timer(settings.tick_s, name="offline-tick")(self._tick)
         app.timer(settings.reload_s, name="registry-reload")(self._reload)
 
@@ -213,8 +227,8 @@ class Worker:
         """Stop without evaluating anything: a setting that would corrupt saved state."""
         self.fatal = reason
         log.critical("%s", reason)
-        self.core.owned = frozenset()  # the agent drops what it already took
-        os.kill(os.getpid(), signal.SIGTERM)  # Faust's own orderly stop
+        self.core.owned = frozenset()  # what was already fetched is left uncommitted
+        self.halt()
 
     async def _save(self, out: Outcome) -> None:
         """Produce the batch's alarms and rejects, then its new states, waiting for each.
@@ -237,6 +251,37 @@ class Worker:
                 key, value = uid.encode(), value_of(uid)
                 table.data[key] = value  # what a registry reload reads from now on
                 writes.append((topic, partition, key, value))
+        failures = 0
+        while True:
+            try:
+                await self._send(out, writes)
+            except Exception as exc:  # whatever Kafka or the network raised: try again
+                if self.app.should_stop:
+                    raise
+                delay = SEND_RETRY_S[min(failures, len(SEND_RETRY_S) - 1)]
+                failures += 1
+                log.error(
+                    "Kafka did not take %d alarm events, %d dead letters and %d saved states "
+                    "(%s: %s); trying again in %.0f s (attempt %d). No further readings are "
+                    "evaluated meanwhile.",
+                    len(out.alarms),
+                    len(out.deadletters),
+                    len(writes),
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    failures + 1,
+                )
+                await self.sleep(delay)
+                continue
+            if failures:
+                log.warning("Kafka took the batch after %d failed attempts", failures)
+            break
+        self.stats["alarm events sent"] += len(out.alarms)
+        self.stats["dead letters sent"] += len(out.deadletters)
+
+    async def _send(self, out: Outcome, writes: Sequence[tuple[str, int, bytes, bytes]]) -> None:
+        """Produce the alarms and rejects, then the changelog writes, waiting for each."""
         send = self.app.producer.send
         sent: list[Awaitable[Any]] = []
         for event in out.alarms:
@@ -247,8 +292,6 @@ class Worker:
             sent.append(await send(DEADLETTER_TOPIC, key, value, None, None, None))
         if sent:
             await asyncio.gather(*sent)
-        self.stats["alarm events sent"] += len(out.alarms)
-        self.stats["dead letters sent"] += len(out.deadletters)
         # The last record of each changelog partition goes alone, once the others are in:
         # a broker whose end offset is its last batch's first offset (tansu) would otherwise
         # end a successor's recovery before the rest of that batch. Kafka needs none of it;
@@ -261,21 +304,35 @@ class Worker:
             if saved:
                 await asyncio.gather(*saved)
 
-    # -- agent and timers --------------------------------------------------------------------
+    # -- readings and timers ----------------------------------------------------------------
 
-    async def _evaluate(self, stream: Any) -> None:
-        settings = self.settings
-        async for events in stream.take_events(settings.batch, within=settings.within_s):
-            now = self.clock.now_ms()
-            owned = self.core.owned
-            # A batch taken just before a rebalance may hold records of partitions given away:
-            # their new owner evaluates them from the committed offset.
-            messages = [to_inbound(e.message, now) for e in events if e.message.partition in owned]
-            if not messages:
-                continue
-            async with self._lock:
-                await self._save(self.core.handle(messages))
-            self.stats["batches"] += 1
+    async def _evaluate(self, records: Sequence[Any]) -> None:
+        """One fetch of ``ew.readings``; its offsets are committable once this returns."""
+        if self.fatal is not None:
+            raise BatchNotTakenError(f"this worker is stopping: {self.fatal}")
+        owned = self.core.owned
+        if any(r.partition not in owned for r in records):
+            # Not while Faust keeps its rules (the flow is stopped from a revocation until
+            # the tables are recovered); but were it to happen, committing such records
+            # unevaluated would lose them, while leaving them only delays them.
+            raise BatchNotTakenError(
+                f"it holds readings of partitions this worker does not own "
+                f"({sorted({r.partition for r in records} - owned)}; owned {sorted(owned)})"
+            )
+        now = self.clock.now_ms()
+        messages = [to_inbound(r, now) for r in records]
+        async with self._lock:
+            try:
+                out = self.core.handle(messages)
+            except Exception as exc:
+                # A defect, not bad input (the pipeline dead-letters that). The batch is not
+                # acknowledged: stopping moves its partitions to a worker that evaluates them
+                # again from the saved state, and the exit is loud for the supervisor.
+                log.critical("evaluating %d readings failed", len(messages), exc_info=True)
+                self._refuse(f"evaluating a batch of readings failed: {exc!r}")
+                raise BatchNotTakenError("the evaluation failed") from exc
+            await self._save(out)
+        self.stats["batches"] += 1
 
     async def _tick(self) -> None:
         if not self.core.owned:
