@@ -110,9 +110,22 @@ def test_the_topic_script_is_valid_sh() -> None:
 def test_everything_waits_for_the_topics_and_talks_to_the_kafka_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    address = advertised.removeprefix("PLAINTEXT://")
+    kafka = services["kafka"]
+    advertised = dict(
+        item.split("://") for item in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    )
+    address = advertised["PLAINTEXT"]
     assert address.split(":")[0] == "kafka"
+    assert kafka["environment"]["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
+    # The one published port is the host listener, advertised as the address it is reached at
+    # and on loopback only (the broker has no authentication).
+    host_address = advertised["HOST"]
+    assert kafka["ports"] == [f"{host_address}:{host_address.rsplit(':', 1)[1]}"]
+    assert host_address.startswith("127.0.0.1:")
+    listeners = kafka["environment"]["KAFKA_LISTENERS"].split(",")
+    assert {item.split("://")[0] for item in listeners} == {"PLAINTEXT", "HOST", "CONTROLLER"}
+    protocols = kafka["environment"]["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert "HOST:PLAINTEXT" in protocols.split(",")
     assert services["kafka-topics"]["environment"]["EW_KAFKA"] == address
     for name in EARLYWARN_COMMANDS:
         service = services[name]
