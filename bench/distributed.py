@@ -20,7 +20,16 @@ What it measures
    is a reading fully done; the figure is pessimistic by up to one commit interval (Faust
    commits every 2.8 s) plus one poll. With two workers the clock includes the group's
    rebalance when the second one joins. The workers' own counters (readings evaluated,
-   alarm events sent), printed when they stop, are summed and shown as a cross-check.
+   alarm events sent), printed when they stop, are summed and shown as a cross-check, with
+   the CPU seconds tansu, each worker and the bench used over the span (from ``/proc``): on
+   a small host they say whether the cores, not the workers, were the limit.
+   The default 10,000 detectors make most readings of a fetch belong to different sensors,
+   so nearly every reading costs a state write, as in service (a detector reports every few
+   seconds); with few detectors a fetch holds many readings per sensor, one state write
+   covers them all, and the figure flatters. The report gives state writes per reading.
+   **Recovery**: after the one-worker run a fresh worker is started on the changelogs it left
+   and timed to owning every partition, against the same on empty changelogs at the start:
+   changelog records recovered per second, what a failover or rebalance waits for.
 2. **Latency MQTT → alarm event.** Mosquitto + tansu + one ``earlywarn bridge`` + one
    ``earlywarn worker``. A paho client publishes QoS 1 readings at ``--rate`` for
    ``--seconds``, each payload's ``ts`` the publish time (ms); every ``--alarm-every``-th
@@ -93,6 +102,7 @@ class Options:
     sites: int
     detectors: int
     batch: int
+    standby_replicas: int
     rate: int
     seconds: float
     alarm_every: int
@@ -114,11 +124,36 @@ class Throughput:
     evaluated: int = 0
     alarm_events: int = 0
     commits_seen: int = 0
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process used over the measured span (tansu, w1, w2, the bench)."""
+    start_to_own_s: float = 0.0
+    """From starting the workers to the first owning partitions (empty changelogs)."""
+    changelog_records: int = 0
+    """In the state changelogs after the run (one worker only)."""
+    recovery_start_to_own_s: float = float("nan")
+    """A fresh worker started on those changelogs: start to owning every partition."""
 
     @property
     def rate(self) -> float:
         """Readings per second over the measured span."""
         return self.readings / self.seconds if self.seconds > 0 else 0.0
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a live process (Linux ``/proc``); 0 when it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(procs: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds so far of each named process, and of this one as ``bench``."""
+    times = os.times()
+    return {**{k: cpu_seconds(pid) for k, pid in procs.items()}, "bench": times.user + times.system}
 
 
 @dataclass(slots=True)
@@ -271,12 +306,18 @@ def run_throughput(
             opts.partitions,
             "--batch",
             str(opts.batch),
+            "--standby-replicas",
+            str(opts.standby_replicas),
         )
         for i in range(n_workers)
     ]
+    t_start = time.monotonic()
     for w in workers:
         cleanup.callback(w.close)
         w.start()
+    procs = {"tansu": broker.proc.pid if broker.proc else None}
+    procs.update({w.name: w.proc.pid if w.proc else None for w in workers})
+    cpu_at_own: dict[str, float] = {}
     timeout_s = 120.0 + opts.readings / 200
     deadline = time.monotonic() + timeout_s
     t_own: float | None = None
@@ -294,6 +335,8 @@ def run_throughput(
         owned = [w.owned() for w in workers]
         if t_own is None and any(o for o in owned):
             t_own = now
+            out.start_to_own_s = now - t_start
+            cpu_at_own = cpu_now(procs)
         if t_settled is None and all(o for o in owned):
             t_settled = now
         if t_own is not None:
@@ -304,6 +347,8 @@ def run_throughput(
                 last_done = count
             if count >= loaded:
                 out.seconds = time.monotonic() - t_own
+                cpu_end = cpu_now(procs)
+                out.cpu_s = {k: cpu_end[k] - cpu_at_own.get(k, 0.0) for k in cpu_end}
                 break
         time.sleep(POLL_S)
     # Every worker owning some partitions; never, when one got none before the end.
@@ -315,8 +360,51 @@ def run_throughput(
         out.evaluated += int(counters.get("evaluated", 0))
         out.alarm_events += int(counters.get("alarm events sent", 0))
     watcher.close()
+    if n_workers == 1:
+        measure_recovery(opts, workdir, registry, broker.bootstrap, out, cleanup)
     broker.stop()
     return out
+
+
+def measure_recovery(
+    opts: Options,
+    workdir: Path,
+    registry: Path,
+    bootstrap: str,
+    out: Throughput,
+    cleanup: contextlib.ExitStack,
+) -> None:
+    """Start a fresh worker on the changelogs the run left and time it to owning every
+    partition: Faust reads each changelog partition it is given from its beginning."""
+    out.changelog_records = asyncio.run(_changelog_records(bootstrap, opts.partitions))
+    worker = WorkerProcess(workdir, "w-recover", bootstrap, registry, opts.partitions)
+    cleanup.callback(worker.close)
+    t = time.monotonic()
+    worker.start()
+    wait_until(
+        lambda: worker.owned() == set(range(opts.partitions)) or worker.exited(),
+        300,
+        "the recovering worker to own every partition",
+    )
+    out.recovery_start_to_own_s = time.monotonic() - t
+    worker.stop()
+
+
+async def _changelog_records(bootstrap: str, partitions: int) -> int:
+    """Records in the workers' two changelog topics (end offsets; exact on tansu because the
+    worker sends each partition's last record alone)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(f"{GROUP}-{table}-changelog", p)
+            for table in ("sensor-state", "zone-state")
+            for p in range(partitions)
+        ]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return sum(ends.values())
 
 
 # -- latency -----------------------------------------------------------------------------------
@@ -498,7 +586,8 @@ def report(opts: Options, runs: Sequence[Throughput], lat: Latency | None) -> No
     if runs:
         print(
             f"throughput: {opts.readings:,} pre-loaded readings, {opts.sites}x{opts.detectors} "
-            f"detectors, {opts.partitions} partitions, --batch {opts.batch}; "
+            f"detectors, {opts.partitions} partitions, --batch {opts.batch}, "
+            f"--standby-replicas {opts.standby_replicas}; "
             "first 'owns partitions' -> all offsets committed"
         )
         print(
@@ -511,6 +600,25 @@ def report(opts: Options, runs: Sequence[Throughput], lat: Latency | None) -> No
                 f"{r.evaluated:>10,} {r.alarm_events:>10,}  "
                 + " | ".join(",".join(map(str, o)) or "-" for o in r.owned)
             )
+        print("  CPU seconds over the measured span (cores busy = sum / seconds):")
+        for r in runs:
+            busy = sum(r.cpu_s.values()) / r.seconds if r.seconds else float("nan")
+            print(
+                f"  {r.workers:>7}  "
+                + "  ".join(f"{k} {v:.1f}" for k, v in r.cpu_s.items())
+                + f"  -> {busy:.2f} of {os.cpu_count()} cores busy"
+            )
+        for r in runs:
+            if r.changelog_records:
+                extra = r.recovery_start_to_own_s - r.start_to_own_s
+                print(
+                    f"  recovery: a worker started on the {r.changelog_records:,} changelog "
+                    f"records of the one-worker run owned every partition after "
+                    f"{r.recovery_start_to_own_s:.1f} s, against {r.start_to_own_s:.1f} s on "
+                    f"empty changelogs: {r.changelog_records / max(extra, 1e-9):,.0f} "
+                    f"records/s recovered; {r.changelog_records / r.readings:.2f} state "
+                    "writes per reading"
+                )
         if len(runs) == 2 and runs[0].rate > 0:
             print(f"  two/one: {runs[1].rate / runs[0].rate:.2f}")
     if lat is not None:
@@ -544,9 +652,15 @@ def parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--quick", action="store_true", help="small, short runs (noisy figures)")
     p.add_argument("--partitions", type=int, default=8, help="of ew.readings (default 8)")
     p.add_argument("--readings", type=int, help="pre-loaded (default 200,000; quick 40,000)")
-    p.add_argument("--sites", type=int, default=50, help="sites in the registry (default 50)")
-    p.add_argument("--detectors", type=int, default=20, help="detectors per site (default 20)")
+    p.add_argument("--sites", type=int, default=100, help="sites in the registry (default 100)")
+    p.add_argument("--detectors", type=int, default=100, help="detectors per site (default 100)")
     p.add_argument("--batch", type=int, default=2000, help="the workers' --batch (default 2000)")
+    p.add_argument(
+        "--standby-replicas",
+        type=int,
+        default=0,
+        help="the workers' --standby-replicas (default 0, as the worker's)",
+    )
     p.add_argument("--rate", type=int, default=1000, help="latency run, readings/s (default 1000)")
     p.add_argument("--seconds", type=float, help="latency run length (default 10; quick 4)")
     p.add_argument(
@@ -575,6 +689,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         sites=a.sites,
         detectors=a.detectors,
         batch=a.batch,
+        standby_replicas=a.standby_replicas,
         rate=a.rate,
         seconds=a.seconds or (4.0 if a.quick else 10.0),
         alarm_every=a.alarm_every,

@@ -84,8 +84,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     worker.add_argument(
         "--standby-replicas",
         type=int,
-        default=1,
-        help="other workers keeping a warm copy of each partition's state (default 1)",
+        default=0,
+        help="other workers applying each partition's state as it changes (default 0: with "
+        "the in-memory tables a failover reads the changelog whole anyway, so a standby "
+        "only costs CPU)",
     )
     worker.add_argument(
         "--fetch-wait-ms",

@@ -124,8 +124,9 @@ def _script(seq: int) -> float:
 def test_a_killed_workers_partitions_move_with_their_state(
     tmp_path: Path, tansu: Tansu, start_workers: StartWorkers, standbys: int, when: str
 ) -> None:
-    """With a standby the survivor has a warm copy of the victim's state; without one it
-    reads the victim's changelog partitions when it takes them over. Killed after its commit,
+    """The survivor reads the victim's changelog partitions when it takes them over (with
+    Faust's in-memory tables it reads them whole even when it was their standby, so the
+    standby variants check that a standby changes nothing). Killed after its commit,
     only the changelog knows what the victim saw; killed while readings stream in, the
     survivor also evaluates again what the victim took but did not commit."""
     # Several detectors per site: each batch writes many states to each changelog partition
