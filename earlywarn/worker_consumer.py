@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP
@@ -77,15 +78,62 @@ class BulkConsumer(AIOKafkaConsumer):
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
         handlers: Mapping[str, BatchHandler] = getattr(self.app, "bulk_handlers", {})
-        if not records or not handlers:
+        if not records:
             return records, active
+        changelogs = self.app.tables.changelog_topics
         rest: dict[TP, Any] = {}
         bulk: dict[TP, Sequence[Any]] = {}
         for tp, batch in records.items():
-            (bulk if tp.topic in handlers else rest)[tp] = batch
+            if tp.topic in handlers:
+                bulk[tp] = batch
+            elif tp.topic in changelogs and len(batch) > 1 and self._deliverable(tp, active):
+                rest[tp] = self._restore(tp, batch)
+            else:
+                rest[tp] = batch
         if bulk:
             await self._deliver(bulk, active, handlers)
         return rest, active
+
+    def _deliverable(self, tp: TP, active: set[TP] | None) -> bool:
+        """Whether Faust's own fetch loop would hand over records of ``tp`` now."""
+        return (
+            self.flow_active
+            and not self.should_stop
+            and (active is None or tp in active or tp in self._buffered_partitions)
+        )
+
+    def _restore(self, tp: TP, batch: Sequence[Any]) -> Sequence[Any]:
+        """Apply all but the last record of a table changelog fetch straight to the table, as
+        Faust's recovery would one event at a time (about 5,000 records/s on 2 cores, which
+        made every rebalance wait minutes once a changelog was long); return the last one for
+        Faust, whose recovery then sees its offset and ends as it decides.
+
+        Only for tables on Faust's in-memory store, which is a plain mapping of the raw key to
+        the raw value, and only for partitions Faust is recovering or keeping as a standby;
+        anything else goes the usual way."""
+        recovery = cast(Any, self.app.tables).recovery  # TableManager's, not in TableManagerT
+        if tp in recovery.active_tps:
+            offsets = recovery.active_offsets
+        elif tp in recovery.standby_tps:
+            offsets = recovery.standby_offsets
+        else:
+            return batch
+        table = recovery.tp_to_table.get(tp)
+        if table is None or not isinstance(table.data, MemoryStore):
+            return batch
+        data = table.data
+        seen = offsets.get(tp)
+        for record in batch[:-1]:
+            if seen is not None and record.offset <= seen:
+                continue
+            if record.value is None:
+                data.pop(record.key, None)  # a tombstone: the key was deleted
+            else:
+                data[record.key] = record.value
+            seen = record.offset
+        if seen is not None:
+            offsets[tp] = seen
+        return batch[-1:]
 
     async def _deliver(
         self,
