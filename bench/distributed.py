@@ -74,7 +74,7 @@ if str(ROOT) not in sys.path:
 
 from alerting.alarm_records import ALARMS_TOPIC, alarm_from_value  # noqa: E402
 from ingest.kafka_records import READINGS_TOPIC, record_for  # noqa: E402
-from tests.distributed.bridge_harness import BridgeProcess, wait_until  # noqa: E402
+from tests.distributed.bridge_harness import BridgeProcess  # noqa: E402
 from tests.distributed.worker_harness import (  # noqa: E402
     WorkerProcess,
     create_topics,
@@ -380,11 +380,7 @@ def measure_recovery(
     worker = WorkerProcess(workdir, "w-recover", bootstrap, registry, opts.partitions)
     cleanup.callback(worker.close)
     worker.start()
-    wait_until(
-        lambda: worker.owned() == set(range(opts.partitions)) or worker.exited(),
-        600,
-        "the recovering worker to own every partition",
-    )
+    worker.wait_owns_all(opts.partitions, 600)
     log = worker.log()
     worker.stop()
     stamp = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]? \[\d+\] \[INFO\] "
@@ -502,14 +498,7 @@ def run_latency(
     )
     cleanup.callback(worker.close)
     worker.start()
-    wait_until(
-        lambda: worker.owned() == set(range(opts.partitions)) or worker.exited(),
-        120,
-        "the worker to own every partition",
-    )
-    if worker.exited():
-        msg = f"the worker exited:\n{worker.log()[-3000:]}"
-        raise RuntimeError(msg)
+    worker.wait_owns_all(opts.partitions, 120)
     bridge = BridgeProcess(workdir, mosquitto.url, broker.bootstrap, "bench-bridge")
     cleanup.callback(bridge.close)
     bridge.start()

@@ -141,13 +141,26 @@ class BulkConsumer(AIOKafkaConsumer):
         active: set[TP] | None,
         handlers: Mapping[str, BatchHandler],
     ) -> None:
-        if self.should_stop or not self.flow_active:
-            return  # a rebalance is under way: Faust seeks back to the committed offsets after it
+        if self.should_stop:
+            return  # stopping: what is not committed is read again by the next owner
+        if not self.flow_active:
+            # A rebalance began while fetching. As Faust's own fetch loop does, go back to the
+            # committed offsets rather than rely on a later seek to find these records again.
+            log.info("a fetch arrived during a rebalance; reading again from the commits")
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # Faust's recovery seeks again before the flow resumes
+                log.warning("could not seek back to the committed offsets: %s", exc)
+            return
         read_offset = self._read_offset
         taken: dict[TP, list[Any]] = {}
         for tp, batch in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
-                continue  # paused (being recovered): read again once resumed
+                # Paused meanwhile, by a rebalance: Faust's own fetch loop drops such records too,
+                # and its recovery seeks every partition to its commit before resuming it (a
+                # seek from here could race that one and skip records).
+                log.info("%s was paused during its fetch; left to the seek after recovery", tp)
+                continue
             last_read = read_offset[tp]
             fresh = [r for r in batch if last_read is None or r.offset >= last_read]
             if fresh:

@@ -13,7 +13,7 @@ import pytest
 from earlywarn.registry import Registry
 from tests.alerting.night import sent
 from tests.conftest import EXAMPLE_REGISTRY
-from tests.distributed.bridge_harness import BridgeProcess, Publisher, wait_until
+from tests.distributed.bridge_harness import BridgeProcess, Publisher
 from tests.distributed.test_alerter import (
     CALLS,
     GAS,
@@ -58,7 +58,7 @@ def test_a_reading_published_over_mqtt_is_called_out_once_through_kafka(
     processes += [bridge, worker]
     bridge.start()
     worker.start()
-    wait_until(lambda: worker.owned() == set(range(PARTITIONS)), 60, "the worker to own all")
+    worker.wait_owns_all(PARTITIONS)
     alerter = start_alerter()
 
     enterprise, site, sensor = GAS.split("/")

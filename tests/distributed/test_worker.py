@@ -14,6 +14,7 @@ from tests.distributed.worker_harness import (
     WorkerProcess,
     alarm_events,
     all_committed,
+    committed,
     create_topics,
     distinct,
     produce,
@@ -55,20 +56,13 @@ def start_workers(tmp_path: Path, tansu: Tansu) -> Iterator[StartWorkers]:
         w.close()
 
 
-def owns_everything(worker: WorkerProcess) -> None:
-    """Wait until ``worker`` owns every partition."""
-    wait_until(
-        lambda: worker.owned() == set(range(PARTITIONS)), 60, f"{worker.name} to own everything"
-    )
-
-
 def test_one_worker_raises_and_clears_alarms_from_kafka_readings(
     tmp_path: Path, tansu: Tansu, start_workers: StartWorkers
 ) -> None:
     registry = write_registry(tmp_path / "registry", sites=4, detectors=2)
     create_topics(tansu.bootstrap, PARTITIONS)
     [worker] = start_workers(registry)
-    owns_everything(worker)
+    worker.wait_owns_all(PARTITIONS)
 
     # Each site's GD-00: normal, orange, red, normal; a bad payload and an unknown sensor.
     messages = []
@@ -164,11 +158,20 @@ def test_a_killed_workers_partitions_move_with_their_state(
     )
     produce(tansu.bootstrap, batch(range(7, 8)))
     # Every detector orange, and the north zone of site-00 (two detectors orange) red.
-    wait_until(
-        lambda: len(distinct(alarm_events(tansu.bootstrap))) >= sensors + 1,
-        60,
-        "the orange alarms and the zone's red one",
-    )
+    try:
+        wait_until(
+            lambda: len(distinct(alarm_events(tansu.bootstrap))) >= sensors + 1,
+            60,
+            "the orange alarms and the zone's red one",
+        )
+    except AssertionError as exc:  # say which sensors and what was committed, for a rerun
+        raised = {e.sensor for e in alarm_events(tansu.bootstrap)}
+        missing = sorted(
+            f"acme/site-{s:02d}/GD-{d:02d}" for s in range(sites) for d in range(detectors)
+        )
+        missing = [m for m in missing if m not in raised]
+        committed_now = committed(tansu.bootstrap, "earlywarn")
+        raise AssertionError(f"{exc}; no alarm for {missing}; committed {committed_now}") from exc
     # The victim's readings so far are committed: its successor starts after them, so only
     # the changelog can tell it that the detectors are orange already.
     if when == "committed":
@@ -184,7 +187,7 @@ def test_a_killed_workers_partitions_move_with_their_state(
         time.sleep(0.3)
         victim.kill()
         feeding.join()
-    wait_until(lambda: survivor.owned() == set(range(PARTITIONS)), 90, "the survivor to take over")
+    survivor.wait_owns_all(PARTITIONS, 90)
     expected = sensors * 3 + 2  # orange, red, clear per detector; the zone raised and cleared
     wait_until(
         lambda: len(distinct(alarm_events(tansu.bootstrap))) >= expected,
@@ -247,7 +250,7 @@ def test_a_changed_registry_reaches_the_worker_without_a_restart(
     registry = write_registry(tmp_path / "registry", sites=2, detectors=2)
     create_topics(tansu.bootstrap, PARTITIONS)
     [worker] = start_workers(registry)
-    owns_everything(worker)
+    worker.wait_owns_all(PARTITIONS)
     produce(tansu.bootstrap, [reading(0, 0, 0, 30.0), reading(2, 0, 0, 30.0)])  # site-02: unknown
     wait_until(lambda: len(alarm_events(tansu.bootstrap)) >= 1, 30, "site-00's orange alarm")
     wait_until(lambda: len(read_all(tansu.bootstrap, "ew.deadletter")) >= 1, 30, "a dead letter")

@@ -212,6 +212,14 @@ class WorkerProcess(ChildProcess):
         assert owned is not None
         return owned
 
+    def wait_owns_all(self, partitions: int, timeout_s: float = 60.0) -> None:
+        """Wait until it owns all ``partitions`` partitions; fails at once if it exits."""
+        wait_until(
+            lambda: self.owned() == set(range(partitions)),
+            timeout_s,
+            f"{self.name} to own every partition",
+        )
+
     def stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """SIGTERM, wait, and return the counters it printed (its last JSON line)."""
         assert self.proc is not None
