@@ -73,6 +73,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from alerting.alarm_records import ALARMS_TOPIC, alarm_from_value  # noqa: E402
+from earlywarn.worker_app import SENSOR_TABLE, ZONE_TABLE  # noqa: E402
 from ingest.kafka_records import READINGS_TOPIC, record_for  # noqa: E402
 from tests.distributed.bridge_harness import BridgeProcess  # noqa: E402
 from tests.distributed.worker_harness import (  # noqa: E402
@@ -400,7 +401,7 @@ async def _changelog_records(bootstrap: str, partitions: int) -> int:
     try:
         tps = [
             TopicPartition(f"{GROUP}-{table}-changelog", p)
-            for table in ("sensor-state", "zone-state")
+            for table in (SENSOR_TABLE, ZONE_TABLE)
             for p in range(partitions)
         ]
         ends = await consumer.end_offsets(tps)

@@ -94,13 +94,13 @@ class BulkConsumer(AIOKafkaConsumer):
             await self._deliver(bulk, active, handlers)
         return rest, active
 
+    def _paused(self, tp: TP, active: set[TP] | None) -> bool:
+        """Whether ``tp`` was paused (by a rebalance) while its records were being fetched."""
+        return active is not None and tp not in active and tp not in self._buffered_partitions
+
     def _deliverable(self, tp: TP, active: set[TP] | None) -> bool:
         """Whether Faust's own fetch loop would hand over records of ``tp`` now."""
-        return (
-            self.flow_active
-            and not self.should_stop
-            and (active is None or tp in active or tp in self._buffered_partitions)
-        )
+        return self.flow_active and not self.should_stop and not self._paused(tp, active)
 
     def _restore(self, tp: TP, batch: Sequence[Any]) -> Sequence[Any]:
         """Apply all but the last record of a table changelog fetch straight to the table, as
@@ -155,7 +155,7 @@ class BulkConsumer(AIOKafkaConsumer):
         read_offset = self._read_offset
         taken: dict[TP, list[Any]] = {}
         for tp, batch in records.items():
-            if active is not None and tp not in active and tp not in self._buffered_partitions:
+            if self._paused(tp, active):
                 # Paused meanwhile, by a rebalance: Faust's own fetch loop drops such records too,
                 # and its recovery seeks every partition to its commit before resuming it (a
                 # seek from here could race that one and skip records).
